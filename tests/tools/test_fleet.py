@@ -1,0 +1,133 @@
+"""The test fleet itself: real hosts, each with its own address, files, processes; nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fleetpatch_dev.fleet import REGISTRY, Fleet, FleetError, HostSpec, demo_layout
+
+pytestmark = pytest.mark.fleet
+
+
+def machine_state() -> dict:
+    """What the machine has that a fleet could leave behind."""
+    return {
+        "netns": subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout,
+        "links": subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout,
+        "mounts": Path("/proc/self/mounts").read_text(encoding="utf-8"),
+        "registry": sorted(p.name for p in REGISTRY.glob("*.json")) if REGISTRY.is_dir() else [],
+    }
+
+
+def running(pid: int) -> bool:
+    """True when the process exists and is not a zombie (a killed host's init is reaped by the machine's PID 1)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_each_host_has_its_own_address_name_processes_and_files(fleet):
+    fleet.add([HostSpec(name="one", version=None), HostSpec(name="two", version=None)])
+    assert fleet.address("one") != fleet.address("two")
+    one = fleet.ssh("one", "hostname; hostname -I; echo only-on-one > /srv/marker; cat /srv/marker; ps -e -o pid= | wc -l")
+    assert one.returncode == 0, one.stderr
+    name, address, marker, processes = one.stdout.split("\n")[:4]
+    assert (name, address.strip(), marker) == ("one", fleet.address("one"), "only-on-one")
+    assert int(processes) < 10  # its own PID namespace: init, sshd, the session; not the machine's processes
+    two = fleet.ssh("two", "test -e /srv/marker && echo present || echo absent")
+    assert two.stdout.strip() == "absent"
+    assert not Path("/srv/marker").exists()
+    assert (fleet.host_root("one") / "srv/marker").read_text(encoding="utf-8") == "only-on-one\n"
+
+
+def test_a_stopped_host_keeps_its_disk_but_not_its_tmp(fleet):
+    fleet.add([HostSpec(name="disk", version=None)])
+    assert fleet.ssh("disk", "echo kept > /var/kept; echo lost > /tmp/lost").returncode == 0
+    fleet.stop("disk")
+    assert not fleet.is_running("disk")
+    assert fleet.netns_pids("disk") == []
+    refused = fleet.ssh("disk", "true")
+    assert refused.returncode == 255 and "Connection refused" in refused.stderr
+    fleet.start("disk")
+    after = fleet.ssh("disk", "cat /var/kept; test -e /tmp/lost && echo tmp-kept || echo tmp-gone")
+    assert after.stdout.split() == ["kept", "tmp-gone"]
+
+
+def test_service_runs_at_its_version_and_can_be_killed(fleet):
+    fleet.add([HostSpec(name="svc", version="7.0.27")])
+    assert fleet.service_version("svc") == "7.0.27"
+    fleet.kill_service("svc")
+    with pytest.raises(OSError):
+        fleet.service_version("svc", timeout=2)
+    fleet.exec("svc", ["/usr/bin/python3", "/srv/fpdemo/bin/fpdemoctl.py", "start"])
+    assert fleet.service_version("svc") == "7.0.27"
+
+
+def test_a_partitioned_host_times_out_then_heals(fleet):
+    fleet.add([HostSpec(name="island", version=None)])
+    fleet.partition("island")
+    cut = fleet.ssh("island", "true", timeout=30)
+    assert cut.returncode == 255 and ("timed out" in cut.stderr or "No route" in cut.stderr), cut.stderr
+    fleet.partition("island", cut=False)
+    assert fleet.ssh("island", "true").returncode == 0
+
+
+def test_destroy_leaves_no_process_namespace_link_mount_or_file(tmp_path):
+    before = machine_state()
+    made = Fleet.create(tmp_path / "fleet", owner_pid=os.getpid())
+    made.add(demo_layout(4, regions=2))
+    pids = [pid for name in made.names for pid in made.netns_pids(name)]
+    assert len(pids) >= 4 * 3  # init, sshd and the demo service on each host
+    made.destroy()
+    assert machine_state() == before
+    assert not (tmp_path / "fleet").exists()
+    assert not [pid for pid in pids if running(pid)]
+
+
+def test_gc_removes_the_fleet_of_a_dead_owner(tmp_path):
+    before = machine_state()
+    with subprocess.Popen(["true"]) as owner:
+        owner.wait()  # once waited for, its PID is gone
+    orphan = Fleet.create(tmp_path / "orphan", owner_pid=owner.pid)
+    orphan.add([HostSpec(name="left", version=None)])
+    assert str(tmp_path / "orphan") in Fleet.gc()
+    assert machine_state() == before
+
+
+@pytest.mark.parametrize(
+    ("count", "regions", "message"),
+    [
+        (0, 3, "count must be between 1 and 240, got 0"),
+        (241, 3, "count must be between 1 and 240, got 241"),
+        (12, 0, "regions must be between 1 and 6, got 0"),
+        (12, 7, "regions must be between 1 and 6, got 7"),
+    ],
+)
+def test_demo_layout_rejects_impossible_sizes(count, regions, message):
+    with pytest.raises(FleetError) as error:
+        demo_layout(count, regions)
+    assert str(error.value) == message
+
+
+def test_demo_layout_spreads_regions_clusters_and_versions():
+    specs = demo_layout(12, regions=3)
+    assert len({spec.name for spec in specs}) == 12
+    assert {spec.region for spec in specs} == {"eu-west", "us-east", "ap-south"}
+    clusters = {}
+    for spec in specs:
+        if spec.cluster:
+            clusters.setdefault(spec.cluster, []).append(spec.cluster_role)
+    assert clusters == {"eu-west-db": ["primary", "secondary", "secondary"], "us-east-db": ["primary", "secondary", "secondary"]}
+    assert {spec.version for spec in specs} == {"7.0.26", "7.0.27", "7.0.28"}
+    assert all(spec.maintenance_window["timezone"] for spec in specs)
+
+
+def test_a_host_name_is_unique_in_a_fleet(fleet):
+    fleet.add([HostSpec(name="same", version=None)])
+    with pytest.raises(FleetError, match="host 'same' already exists in this fleet"):
+        fleet.add([HostSpec(name="same", version=None)])
