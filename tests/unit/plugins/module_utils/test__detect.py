@@ -1,0 +1,200 @@
+"""Version detection strategies and the detect result, on real files, commands and a real HTTP server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._detect import detect, find_version
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
+
+DEFAULTS = {
+    "component": "fpdemo",
+    "strategy": "current_link",
+    "install_dir": None,
+    "version_file": None,
+    "command": None,
+    "version_regex": None,
+    "package": None,
+    "url": None,
+    "version_key": "version",
+    "timeout": 5,
+    "affected": None,
+    "fixed_version": None,
+    "state_file": None,
+}
+
+
+@pytest.fixture
+def install(tmp_path):
+    """An install dir with releases 7.0.26 and 7.0.28, current -> 7.0.26."""
+    for version in ("7.0.26", "7.0.28"):
+        release = tmp_path / "srv" / "releases" / version
+        release.mkdir(parents=True)
+        (release / "VERSION").write_text(f"{version}\n", encoding="utf-8")
+    (tmp_path / "srv" / "current").symlink_to("releases/7.0.26")
+    return tmp_path / "srv"
+
+
+def params(**overrides):
+    return {**DEFAULTS, **overrides}
+
+
+@pytest.fixture
+def http_server():
+    """A real HTTP server on loopback answering /version, /text and /broken."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            bodies = {"/version": json.dumps({"version": "7.0.27"}), "/text": "fpdemo release 7.0.27 (abi 1)", "/broken": "{not json"}
+            body = bodies.get(self.path, "").encode()
+            self.send_response(200 if self.path in bodies else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_current_link(install):
+    assert find_version(params(install_dir=str(install))) == "7.0.26"
+
+
+def test_version_file_defaults_to_the_current_release(install):
+    assert find_version(params(strategy="version_file", install_dir=str(install))) == "7.0.26"
+    assert find_version(params(strategy="version_file", version_file=str(install / "releases/7.0.28/VERSION"))) == "7.0.28"
+
+
+def test_command_with_regex_group():
+    argv = [sys.executable, "-c", "print('OpenSSL 3.0.15 3 Sep 2024')"]
+    assert find_version(params(strategy="command", command=argv, version_regex=r"OpenSSL (\d+\.\d+\.\d+)")) == "3.0.15"
+
+
+def test_package_reads_the_dpkg_database():
+    expected = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "dpkg"], capture_output=True, text=True, check=True).stdout
+    assert find_version(params(strategy="package", package="dpkg")) == expected
+
+
+def test_http_json_and_regex(http_server):
+    assert find_version(params(strategy="http", url=f"{http_server}/version")) == "7.0.27"
+    assert find_version(params(strategy="http", url=f"{http_server}/text", version_regex=r"release (\S+)")) == "7.0.27"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"install_dir": "/nonexistent/fp"}, "/nonexistent/fp/current is not a symbolic link: is fpdemo installed in /nonexistent/fp?"),
+        ({"strategy": "version_file", "version_file": "/nonexistent/VERSION"}, "cannot read version file /nonexistent/VERSION: No such file or directory"),
+        ({"strategy": "command", "command": []}, "strategy 'command' needs the option command"),
+        ({"strategy": "command", "command": ["false"]}, "command ['false'] exited 1"),
+        ({"strategy": "command", "command": ["echo", "none"]}, "version_regex '(\\\\d+(?:\\\\.\\\\d+)+(?:-[0-9A-Za-z.]+)?)' does not match the output of ['echo', 'none']"),
+        ({"strategy": "command", "command": ["echo", "1.0"], "version_regex": "("}, "version_regex '(' is not a valid regular expression: missing ), unterminated subpattern at position 0"),
+        ({"strategy": "package", "package": "fleetpatch-no-such-package"}, "package fleetpatch-no-such-package is not installed (dpkg-query says: dpkg-query: no packages found matching fleetpatch-no-such-package)"),
+        ({"strategy": "http", "url": None}, "strategy 'http' needs the option url"),
+    ],
+)
+def test_strategies_fail_with_a_clear_message(overrides, message):
+    with pytest.raises(PatchError) as error:
+        find_version(params(**overrides))
+    assert str(error.value) == message
+
+
+def test_dangling_current_link(tmp_path):
+    (tmp_path / "current").symlink_to("releases/9.9.9")
+    with pytest.raises(PatchError, match="current points to releases/9.9.9, which does not exist"):
+        find_version(params(install_dir=str(tmp_path)))
+
+
+def test_http_errors(http_server):
+    with pytest.raises(PatchError, match="did not answer a JSON object with the key 'version'"):
+        find_version(params(strategy="http", url=f"{http_server}/broken"))
+    with pytest.raises(PatchError, match=r"GET http://127\.0\.0\.1:\d+/missing failed: Not Found"):
+        find_version(params(strategy="http", url=f"{http_server}/missing"))
+
+
+@pytest.mark.parametrize(
+    ("affected", "fixed", "expect_affected", "expect_fixed"),
+    [
+        (None, None, None, None),
+        (">=7.0.0,<7.0.28", "7.0.28", True, False),
+        (">=8.0.0,<8.0.17", "7.0.20", False, True),
+    ],
+)
+def test_detect_reports_affected_and_fixed(install, tmp_path, affected, fixed, expect_affected, expect_fixed):
+    result = detect(params(install_dir=str(install), affected=affected, fixed_version=fixed, state_file=str(tmp_path / "none.json")))
+    assert result == {
+        "component": "fpdemo",
+        "strategy": "current_link",
+        "version": "7.0.26",
+        "affected": expect_affected,
+        "fixed": expect_fixed,
+        "applied": [],
+        "deferred": [],
+        "interrupted": None,
+    }
+
+
+def test_a_version_outside_the_grammar_is_reported_unless_compared():
+    argv = ["echo", "release 1:9.2p1-2+deb12u10"]
+    assert detect(params(strategy="command", command=argv, version_regex=r"release (\S+)", state_file="/nonexistent"))["version"] == "1:9.2p1-2+deb12u10"
+    with pytest.raises(PatchError) as error:
+        detect(params(strategy="command", command=argv, version_regex=r"release (\S+)", affected="<10", state_file="/nonexistent"))
+    assert str(error.value) == (
+        "fpdemo: strategy command found '1:9.2p1-2+deb12u10', which cannot be compared with a range: "
+        "'1:9.2p1-2+deb12u10' is not a version (expected dotted numbers such as 7.0.28, optionally -rc1)"
+    )
+
+
+def test_detect_reads_the_state_file(install, tmp_path):
+    state = {
+        "format": 1,
+        "components": {"fpdemo": {"version": "7.0.26", "previous": None}},
+        "applied": [{"patch": "FP-1", "component": "fpdemo", "version": "7.0.26"}, {"patch": "FP-X", "component": "other", "version": "1.0"}],
+        "deferred": [{"patch": "FP-2", "reason": "outside maintenance window", "until": "2026-11-28T01:00:00Z"}],
+        "journal": {"op": "apply", "patch": "FP-2", "step": "switched"},
+    }
+    (tmp_path / "state.json").write_text(json.dumps(state), encoding="utf-8")
+    result = detect(params(install_dir=str(install), state_file=str(tmp_path / "state.json")))
+    assert result["applied"] == [state["applied"][0]]
+    assert result["deferred"] == state["deferred"]
+    assert result["interrupted"] == state["journal"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{broken", "cannot be read: Expecting property name enclosed in double quotes"),
+        ("[]", "has format 'list'; this fleetpatch reads format 1"),
+        ('{"format": 2}', "has format 2; this fleetpatch reads format 1"),
+    ],
+)
+def test_detect_rejects_a_damaged_state_file(install, tmp_path, content, message):
+    (tmp_path / "state.json").write_text(content, encoding="utf-8")
+    with pytest.raises(PatchError, match=message):
+        detect(params(install_dir=str(install), state_file=str(tmp_path / "state.json")))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"affected": ">>7"}, "version range '>>7': '>>7' is not a comparator such as >=7.0.0"),
+        ({"fixed_version": "latest"}, "'latest' is not a version (expected dotted numbers such as 7.0.28, optionally -rc1)"),
+    ],
+)
+def test_detect_rejects_bad_ranges_before_looking(overrides, message):
+    with pytest.raises(PatchError) as error:
+        detect(params(install_dir="/nonexistent", **overrides))
+    assert str(error.value) == message
