@@ -4,6 +4,7 @@
 
 PRIVATE to the fleetpatch.rollout collection: no compatibility promise to code outside it.
 
+``host`` is a :class:`~._host.ModuleHost` (or anything with its ``run``, ``which`` and ``get``).
 Every strategy only reads: the ``current`` link of a releases directory, a version file, a command's output
 matched by a regular expression, the dpkg or rpm database, or an HTTP endpoint answering JSON.
 """
@@ -13,10 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
-import urllib.error
-import urllib.request
 
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import load_state
@@ -28,7 +25,7 @@ STRATEGIES = ("current_link", "version_file", "command", "package", "http")
 DEFAULT_VERSION_REGEX = r"(\d+(?:\.\d+)+(?:-[0-9A-Za-z.]+)?)"
 
 
-def _from_current_link(params):
+def _from_current_link(params, _host):
     link = os.path.join(params["install_dir"], "current")
     if not os.path.islink(link):
         raise PatchError(f"{link} is not a symbolic link: is {params['component']} installed in {params['install_dir']}?")
@@ -38,7 +35,7 @@ def _from_current_link(params):
     return os.path.basename(target)
 
 
-def _from_version_file(params):
+def _from_version_file(params, _host):
     path = params["version_file"] or os.path.join(params["install_dir"], "current", "VERSION")
     try:
         with open(path, encoding="utf-8") as handle:
@@ -47,44 +44,38 @@ def _from_version_file(params):
         raise PatchError(f"cannot read version file {path}: {exc.strerror}", version_file=path) from None
 
 
-def _from_command(params):
+def _from_command(params, host):
     argv = params["command"]
     if not argv:
         raise PatchError("strategy 'command' needs the option command")
-    try:
-        result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=params["timeout"], check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise PatchError(f"command {argv!r} could not run: {exc}") from None
-    output = result.stdout.decode("utf-8", "replace")
-    if result.returncode != 0:
-        raise PatchError(f"command {argv!r} exited {result.returncode}", rc=result.returncode, stdout=output)
-    return _match(params["version_regex"] or DEFAULT_VERSION_REGEX, output, f"the output of {argv!r}")
+    if not host.which(argv[0]):
+        raise PatchError(f"command {argv!r} cannot run: {argv[0]} not found on the host")
+    rc, stdout, stderr = host.run(argv)
+    if rc != 0:
+        raise PatchError(f"command {argv!r} exited {rc}", rc=rc, stdout=stdout, stderr=stderr)
+    return _match(params["version_regex"] or DEFAULT_VERSION_REGEX, stdout + stderr, f"the output of {argv!r}")
 
 
-def _from_package(params):
+def _from_package(params, host):
     name = params["package"] or params["component"]
-    if shutil.which("dpkg-query"):
+    if host.which("dpkg-query"):
         argv = ["dpkg-query", "-W", "-f", "${Status}|${Version}", name]
-    elif shutil.which("rpm"):
+    elif host.which("rpm"):
         argv = ["rpm", "-q", "--qf", "install ok installed|%{VERSION}", name]
     else:
         raise PatchError("strategy 'package' needs dpkg-query or rpm on the host; neither was found")
-    result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=params["timeout"], check=False)
-    status, _sep, version = result.stdout.decode("utf-8", "replace").partition("|")
-    if result.returncode != 0 or not status.endswith("installed"):
-        raise PatchError(f"package {name} is not installed ({argv[0]} says: {result.stderr.decode('utf-8', 'replace').strip() or status})")
+    rc, stdout, stderr = host.run(argv)
+    status, _sep, version = stdout.partition("|")
+    if rc != 0 or not status.endswith("installed"):
+        raise PatchError(f"package {name} is not installed ({argv[0]} says: {stderr.strip() or status})")
     return version.strip()
 
 
-def _from_http(params):
+def _from_http(params, host):
     url = params["url"]
     if not url:
         raise PatchError("strategy 'http' needs the option url")
-    try:
-        with urllib.request.urlopen(url, timeout=params["timeout"]) as response:  # nosec: operator-given URL on the host
-            body = response.read(65536).decode("utf-8", "replace")
-    except (urllib.error.URLError, OSError) as exc:
-        raise PatchError(f"GET {url} failed: {getattr(exc, 'reason', exc)}", url=url) from None
+    body = host.get(url, params["timeout"])
     if params["version_regex"]:
         return _match(params["version_regex"], body, f"GET {url}")
     try:
@@ -112,13 +103,13 @@ _FINDERS = {
 }
 
 
-def find_version(params):
+def find_version(params, host):
     """The installed version as the strategy ``params['strategy']`` finds it; :class:`PatchError` when it cannot.
 
     The text is returned as found (a package database's ``1:9.2p1-2+deb12u10`` included); it must be a
     fleetpatch :class:`Version` only when it is compared with a range, which :func:`detect` checks.
     """
-    version = _FINDERS[params["strategy"]](params).strip()
+    version = _FINDERS[params["strategy"]](params, host).strip()
     if not version:
         raise PatchError(f"{params['component']}: strategy {params['strategy']} found an empty version")
     return version
@@ -132,14 +123,14 @@ def _comparable(version, params):
                          version=version) from None
 
 
-def detect(params):
+def detect(params, host):
     """What runs on this host and what fleetpatch did to it: the result of the ``detect`` module."""
     try:
         affected_range = VersionRange(params["affected"]) if params["affected"] else None
         fixed = Version(params["fixed_version"]) if params["fixed_version"] else None
     except VersionError as exc:
         raise PatchError(str(exc)) from None
-    version = find_version(params)
+    version = find_version(params, host)
     comparable = _comparable(version, params) if affected_range or fixed else None
     state = load_state(params["state_file"])
     return {

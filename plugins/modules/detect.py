@@ -16,7 +16,7 @@ description:
     apply).
   - Makes one round trip to the host and changes nothing on it.
 author:
-  - fleetpatch contributors
+  - fleetpatch maintainers (@fleetpatch)
 extends_documentation_fragment:
   - fleetpatch.rollout.attributes
   - fleetpatch.rollout.attributes.info_module
@@ -75,7 +75,7 @@ options:
     default: version
   timeout:
     description:
-      - Seconds to wait for a command or an HTTP answer.
+      - Seconds to wait for an HTTP answer, with O(strategy=http).
     type: int
     default: 10
   affected:
@@ -179,6 +179,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._detect import STRATEGIES, detect
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._host import ModuleHost
 
 
 def main():
@@ -192,7 +193,7 @@ def main():
             "version_regex": {"type": "str"},
             "package": {"type": "str"},
             "url": {"type": "str"},
-            "version_key": {"type": "str", "default": "version"},
+            "version_key": {"type": "str", "default": "version", "no_log": False},
             "timeout": {"type": "int", "default": 10},
             "affected": {"type": "str"},
             "fixed_version": {"type": "str"},
@@ -202,7 +203,7 @@ def main():
         supports_check_mode=True,
     )
     try:
-        result = detect(module.params)
+        result = detect(module.params, ModuleHost(module))
     except PatchError as exc:
         module.fail_json(msg=str(exc), **exc.details)
     module.exit_json(changed=False, **result)

@@ -405,7 +405,7 @@ class Fleet:
             "all": {
                 "vars": {"fpdemo_port": SERVICE_PORT, "fpdemo_install_dir": "/srv/fpdemo", **(extra_vars or {})},
                 "hosts": hosts,
-                "children": {"fleet": {"children": {group: data for group, data in sorted(regions.items())}}},
+                "children": {"fleet": {"children": dict(sorted(regions.items()))}},
             }
         }
 
@@ -475,7 +475,10 @@ class Fleet:
         for directory in OVERLAYS:
             argv += ["--overlay", directory]
         with open(state_dir / "console.log", "ab") as console:
-            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True)  # pylint: disable=consider-using-with
+            # The host outlives this call: it is stopped by stop(), which reaps this process.
+            process = subprocess.Popen(  # pylint: disable=consider-using-with
+                argv, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True,
+            )
         host["pid"] = process.pid
         self._save()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -12,6 +13,24 @@ import pytest
 
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._detect import detect, find_version
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._host import ModuleHost
+
+
+class LocalHost(ModuleHost):
+    """This machine as the host: real commands (as AnsibleModule.run_command runs them) and the real GET."""
+
+    def __init__(self):
+        super().__init__(module=None)
+
+    def run(self, argv):
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        return result.returncode, result.stdout, result.stderr
+
+    def which(self, name):
+        return shutil.which(name)
+
+
+HOST = LocalHost()
 
 DEFAULTS = {
     "component": "fpdemo",
@@ -70,27 +89,27 @@ def http_server():
 
 
 def test_current_link(install):
-    assert find_version(params(install_dir=str(install))) == "7.0.26"
+    assert find_version(params(install_dir=str(install)), HOST) == "7.0.26"
 
 
 def test_version_file_defaults_to_the_current_release(install):
-    assert find_version(params(strategy="version_file", install_dir=str(install))) == "7.0.26"
-    assert find_version(params(strategy="version_file", version_file=str(install / "releases/7.0.28/VERSION"))) == "7.0.28"
+    assert find_version(params(strategy="version_file", install_dir=str(install)), HOST) == "7.0.26"
+    assert find_version(params(strategy="version_file", version_file=str(install / "releases/7.0.28/VERSION")), HOST) == "7.0.28"
 
 
 def test_command_with_regex_group():
     argv = [sys.executable, "-c", "print('OpenSSL 3.0.15 3 Sep 2024')"]
-    assert find_version(params(strategy="command", command=argv, version_regex=r"OpenSSL (\d+\.\d+\.\d+)")) == "3.0.15"
+    assert find_version(params(strategy="command", command=argv, version_regex=r"OpenSSL (\d+\.\d+\.\d+)"), HOST) == "3.0.15"
 
 
 def test_package_reads_the_dpkg_database():
     expected = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "dpkg"], capture_output=True, text=True, check=True).stdout
-    assert find_version(params(strategy="package", package="dpkg")) == expected
+    assert find_version(params(strategy="package", package="dpkg"), HOST) == expected
 
 
 def test_http_json_and_regex(http_server):
-    assert find_version(params(strategy="http", url=f"{http_server}/version")) == "7.0.27"
-    assert find_version(params(strategy="http", url=f"{http_server}/text", version_regex=r"release (\S+)")) == "7.0.27"
+    assert find_version(params(strategy="http", url=f"{http_server}/version"), HOST) == "7.0.27"
+    assert find_version(params(strategy="http", url=f"{http_server}/text", version_regex=r"release (\S+)"), HOST) == "7.0.27"
 
 
 @pytest.mark.parametrize(
@@ -100,29 +119,34 @@ def test_http_json_and_regex(http_server):
         ({"strategy": "version_file", "version_file": "/nonexistent/VERSION"}, "cannot read version file /nonexistent/VERSION: No such file or directory"),
         ({"strategy": "command", "command": []}, "strategy 'command' needs the option command"),
         ({"strategy": "command", "command": ["false"]}, "command ['false'] exited 1"),
-        ({"strategy": "command", "command": ["echo", "none"]}, "version_regex '(\\\\d+(?:\\\\.\\\\d+)+(?:-[0-9A-Za-z.]+)?)' does not match the output of ['echo', 'none']"),
-        ({"strategy": "command", "command": ["echo", "1.0"], "version_regex": "("}, "version_regex '(' is not a valid regular expression: missing ), unterminated subpattern at position 0"),
-        ({"strategy": "package", "package": "fleetpatch-no-such-package"}, "package fleetpatch-no-such-package is not installed (dpkg-query says: dpkg-query: no packages found matching fleetpatch-no-such-package)"),
+        ({"strategy": "command", "command": ["echo", "none"]},
+         "version_regex '(\\\\d+(?:\\\\.\\\\d+)+(?:-[0-9A-Za-z.]+)?)' does not match the output of ['echo', 'none']"),
+        ({"strategy": "command", "command": ["echo", "1.0"], "version_regex": "("},
+         "version_regex '(' is not a valid regular expression: missing ), unterminated subpattern at position 0"),
+        ({"strategy": "command", "command": ["fleetpatch-no-such-tool"]},
+         "command ['fleetpatch-no-such-tool'] cannot run: fleetpatch-no-such-tool not found on the host"),
+        ({"strategy": "package", "package": "fleetpatch-no-such-package"},
+         "package fleetpatch-no-such-package is not installed (dpkg-query says: dpkg-query: no packages found matching fleetpatch-no-such-package)"),
         ({"strategy": "http", "url": None}, "strategy 'http' needs the option url"),
     ],
 )
 def test_strategies_fail_with_a_clear_message(overrides, message):
     with pytest.raises(PatchError) as error:
-        find_version(params(**overrides))
+        find_version(params(**overrides), HOST)
     assert str(error.value) == message
 
 
 def test_dangling_current_link(tmp_path):
     (tmp_path / "current").symlink_to("releases/9.9.9")
     with pytest.raises(PatchError, match="current points to releases/9.9.9, which does not exist"):
-        find_version(params(install_dir=str(tmp_path)))
+        find_version(params(install_dir=str(tmp_path)), HOST)
 
 
 def test_http_errors(http_server):
     with pytest.raises(PatchError, match="did not answer a JSON object with the key 'version'"):
-        find_version(params(strategy="http", url=f"{http_server}/broken"))
+        find_version(params(strategy="http", url=f"{http_server}/broken"), HOST)
     with pytest.raises(PatchError, match=r"GET http://127\.0\.0\.1:\d+/missing failed: Not Found"):
-        find_version(params(strategy="http", url=f"{http_server}/missing"))
+        find_version(params(strategy="http", url=f"{http_server}/missing"), HOST)
 
 
 @pytest.mark.parametrize(
@@ -134,7 +158,7 @@ def test_http_errors(http_server):
     ],
 )
 def test_detect_reports_affected_and_fixed(install, tmp_path, affected, fixed, expect_affected, expect_fixed):
-    result = detect(params(install_dir=str(install), affected=affected, fixed_version=fixed, state_file=str(tmp_path / "none.json")))
+    result = detect(params(install_dir=str(install), affected=affected, fixed_version=fixed, state_file=str(tmp_path / "none.json")), HOST)
     assert result == {
         "component": "fpdemo",
         "strategy": "current_link",
@@ -149,9 +173,10 @@ def test_detect_reports_affected_and_fixed(install, tmp_path, affected, fixed, e
 
 def test_a_version_outside_the_grammar_is_reported_unless_compared():
     argv = ["echo", "release 1:9.2p1-2+deb12u10"]
-    assert detect(params(strategy="command", command=argv, version_regex=r"release (\S+)", state_file="/nonexistent"))["version"] == "1:9.2p1-2+deb12u10"
+    found = detect(params(strategy="command", command=argv, version_regex=r"release (\S+)", state_file="/nonexistent"), HOST)
+    assert found["version"] == "1:9.2p1-2+deb12u10"
     with pytest.raises(PatchError) as error:
-        detect(params(strategy="command", command=argv, version_regex=r"release (\S+)", affected="<10", state_file="/nonexistent"))
+        detect(params(strategy="command", command=argv, version_regex=r"release (\S+)", affected="<10", state_file="/nonexistent"), HOST)
     assert str(error.value) == (
         "fpdemo: strategy command found '1:9.2p1-2+deb12u10', which cannot be compared with a range: "
         "'1:9.2p1-2+deb12u10' is not a version (expected dotted numbers such as 7.0.28, optionally -rc1)"
@@ -167,7 +192,7 @@ def test_detect_reads_the_state_file(install, tmp_path):
         "journal": {"op": "apply", "patch": "FP-2", "step": "switched"},
     }
     (tmp_path / "state.json").write_text(json.dumps(state), encoding="utf-8")
-    result = detect(params(install_dir=str(install), state_file=str(tmp_path / "state.json")))
+    result = detect(params(install_dir=str(install), state_file=str(tmp_path / "state.json")), HOST)
     assert result["applied"] == [state["applied"][0]]
     assert result["deferred"] == state["deferred"]
     assert result["interrupted"] == state["journal"]
@@ -184,7 +209,7 @@ def test_detect_reads_the_state_file(install, tmp_path):
 def test_detect_rejects_a_damaged_state_file(install, tmp_path, content, message):
     (tmp_path / "state.json").write_text(content, encoding="utf-8")
     with pytest.raises(PatchError, match=message):
-        detect(params(install_dir=str(install), state_file=str(tmp_path / "state.json")))
+        detect(params(install_dir=str(install), state_file=str(tmp_path / "state.json")), HOST)
 
 
 @pytest.mark.parametrize(
@@ -196,5 +221,5 @@ def test_detect_rejects_a_damaged_state_file(install, tmp_path, content, message
 )
 def test_detect_rejects_bad_ranges_before_looking(overrides, message):
     with pytest.raises(PatchError) as error:
-        detect(params(install_dir="/nonexistent", **overrides))
+        detect(params(install_dir="/nonexistent", **overrides), HOST)
     assert str(error.value) == message

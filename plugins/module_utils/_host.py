@@ -1,0 +1,46 @@
+# Copyright (c) fleetpatch contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What fleetpatch's host-side logic needs from Ansible on the host: run a command, GET a URL, find a tool.
+
+PRIVATE to the fleetpatch.rollout collection: no compatibility promise to code outside it.
+
+The logic in the other ``module_utils`` files takes a ``host`` object with these three methods instead of an
+``AnsibleModule``, so its unit tests can hand it one that runs on the test machine.
+"""
+
+from __future__ import annotations
+
+from ansible.module_utils.common.text.converters import to_text
+from ansible.module_utils.urls import open_url
+
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
+
+__all__ = ["ModuleHost", "MAX_BODY"]
+
+MAX_BODY = 65536
+
+
+class ModuleHost:
+    """The host as an ``AnsibleModule`` reaches it."""
+
+    def __init__(self, module):
+        self._module = module
+
+    def run(self, argv):
+        """Run ``argv`` (no shell); returns ``(rc, stdout, stderr)`` as text."""
+        return self._module.run_command(argv, check_rc=False)
+
+    def which(self, name):
+        """Path of the executable ``name``, or None."""
+        return self._module.get_bin_path(name)
+
+    def get(self, url, timeout):
+        """The body (text, at most :data:`MAX_BODY` bytes) of ``GET url``; :class:`PatchError` on any failure."""
+        try:
+            response = open_url(url, timeout=timeout, follow_redirects="safe")
+            try:
+                return to_text(response.read(MAX_BODY), errors="surrogate_or_replace")
+            finally:
+                response.close()
+        except Exception as exc:  # open_url raises URLError, HTTPError, socket and SSL errors alike
+            raise PatchError(f"GET {url} failed: {getattr(exc, 'reason', exc)}", url=url) from None
