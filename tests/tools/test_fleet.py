@@ -127,6 +127,14 @@ def test_demo_layout_spreads_regions_clusters_and_versions():
     assert all(spec.maintenance_window["timezone"] for spec in specs)
 
 
+@pytest.mark.parametrize("workdir", ["/root/fleet", "/var/tmp/fleet", "/srv/x/fleet"])
+def test_a_fleet_directory_cannot_sit_where_hosts_overlay_the_machine(workdir):
+    with pytest.raises(FleetError) as error:
+        Fleet.create(workdir)
+    assert str(error.value) == f"fleet directory {workdir} is inside /{workdir.split('/')[1]}, which every host overlays; use one under /tmp or /work"
+    assert not Path(workdir).exists()
+
+
 def test_a_host_name_is_unique_in_a_fleet(fleet):
     fleet.add([HostSpec(name="same", version=None)])
     with pytest.raises(FleetError, match="host 'same' already exists in this fleet"):

@@ -183,6 +183,9 @@ class Fleet:
         stays until :meth:`destroy` (the command line's ``down``).
         """
         workdir = Path(workdir).resolve()
+        for directory in OVERLAYS:
+            if workdir.is_relative_to(directory):
+                raise FleetError(f"fleet directory {workdir} is inside {directory}, which every host overlays; use one under /tmp or /work")
         if (workdir / "fleet.json").exists():
             raise FleetError(f"{workdir} already holds a fleet; destroy it first")
         workdir.mkdir(parents=True, exist_ok=True)
