@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -139,3 +141,17 @@ def test_a_host_name_is_unique_in_a_fleet(fleet):
     fleet.add([HostSpec(name="same", version=None)])
     with pytest.raises(FleetError, match="host 'same' already exists in this fleet"):
         fleet.add([HostSpec(name="same", version=None)])
+
+
+def test_the_shipped_demo_inventory_is_the_demo_layout():
+    """inventories/demo/hosts.yml is what `fleet layout` prints, and Ansible reads the same variables from it."""
+    repo = Path(__file__).resolve().parents[2]
+    shipped = repo / "inventories" / "demo" / "hosts.yml"
+    printed = subprocess.run([sys.executable, "-m", "fleetpatch_dev.fleet", "layout"], capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONPATH": str(repo / "tools")}).stdout
+    assert shipped.read_text(encoding="utf-8") == printed
+    listed = subprocess.run([str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(shipped), "--list"],
+                            capture_output=True, text=True, check=True).stdout
+    hostvars = json.loads(listed)["_meta"]["hostvars"]
+    for spec in demo_layout():
+        assert {key: hostvars[spec.name][key] for key in spec.hostvars()} == spec.hostvars()

@@ -128,6 +128,24 @@ def demo_layout(count: int = 12, regions: int = 3, clusters: int = 2, cluster_si
     return specs
 
 
+def layout_inventory(specs: list[HostSpec]) -> dict:
+    """The fleet-independent part of an inventory for these hosts: their variables, grouped by region.
+
+    :meth:`Fleet.inventory` adds the connection variables of a running fleet to the same structure.
+    """
+    regions: dict[str, dict] = {}
+    for spec in specs:
+        group = "region_" + spec.region.replace("-", "_")
+        regions.setdefault(group, {"hosts": {}})["hosts"][spec.name] = None
+    return {
+        "all": {
+            "vars": {"fpdemo_port": SERVICE_PORT, "fpdemo_install_dir": "/srv/fpdemo"},
+            "hosts": {spec.name: spec.hostvars() for spec in specs},
+            "children": {"fleet": {"children": dict(sorted(regions.items()))}},
+        }
+    }
+
+
 def run(argv: list[str], *, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess:
     """Run a command, raising :class:`FleetError` with its output when it fails and ``check`` is set."""
     result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
@@ -389,28 +407,19 @@ class Fleet:
 
     def inventory(self, *, extra_vars: dict | None = None) -> dict:
         """An Ansible YAML inventory: every host with its connection and fleet variables, grouped by region."""
-        hosts = {}
-        regions: dict[str, dict] = {}
-        for name in self.names:
-            host = self.state["hosts"][name]
-            hostvars = {
-                "ansible_host": host["address"],
+        specs = [HostSpec(name=name, **self.state["hosts"][name]["spec"]["hostvars"]) for name in self.names]
+        inventory = layout_inventory(specs)
+        inventory["all"]["vars"].update(extra_vars or {})
+        for name, hostvars in inventory["all"]["hosts"].items():
+            inventory["all"]["hosts"][name] = {
+                "ansible_host": self.address(name),
                 "ansible_user": "root",
                 "ansible_ssh_private_key_file": str(self.key_path),
                 "ansible_ssh_common_args": SSH_OPTIONS,
                 "ansible_python_interpreter": HOST_PYTHON,
-                **host["spec"].get("hostvars", {}),
+                **hostvars,
             }
-            hosts[name] = hostvars
-            group = "region_" + host["spec"]["hostvars"]["region"].replace("-", "_")
-            regions.setdefault(group, {"hosts": {}})["hosts"][name] = None
-        return {
-            "all": {
-                "vars": {"fpdemo_port": SERVICE_PORT, "fpdemo_install_dir": "/srv/fpdemo", **(extra_vars or {})},
-                "hosts": hosts,
-                "children": {"fleet": {"children": dict(sorted(regions.items()))}},
-            }
-        }
+        return inventory
 
     def write_inventory(self, path: Path | str | None = None) -> Path:
         """Write :meth:`inventory` as YAML; returns its path (default ``workdir/inventory.yml``)."""
@@ -538,6 +547,13 @@ class Fleet:
         (REGISTRY / f"{self.state['id']}.json").unlink(missing_ok=True)
 
 
+LAYOUT_HEADER = """\
+# The demo fleet's layout: 12 hosts in 3 regions, two 3-member database clusters, customers and maintenance
+# windows. Written by `python -m fleetpatch_dev.fleet layout` (tests/tools/test_fleet.py keeps it in step);
+# the demo adds each host's address and SSH settings when it brings the fleet up.
+---
+"""
+
 SSHD_CONFIG = """\
 # sshd of one fleetpatch test host (written by fleetpatch_dev.fleet)
 Port 22
@@ -567,6 +583,9 @@ def _cli(argv: list[str] | None = None) -> int:
     up.add_argument("--regions", type=int, default=3)
     up.add_argument("--inventory", help="where to write the inventory (default DIR/inventory.yml)")
     up.add_argument("--owner-pid", type=int, help="gc may remove the fleet once this process is gone")
+    layout = sub.add_parser("layout", help="print the demo layout's inventory (host variables, no connection)")
+    layout.add_argument("--hosts", type=int, default=12)
+    layout.add_argument("--regions", type=int, default=3)
     sub.add_parser("down", help="destroy the fleet")
     sub.add_parser("status", help="one line per host: name, address, running, service version")
     for verb in ("stop", "start", "kill-service", "partition", "heal"):
@@ -574,6 +593,9 @@ def _cli(argv: list[str] | None = None) -> int:
     sub.add_parser("gc", help="destroy fleets whose owner process is gone")
     args = parser.parse_args(argv)
 
+    if args.command == "layout":
+        print(LAYOUT_HEADER + yaml.safe_dump(layout_inventory(demo_layout(args.hosts, args.regions)), sort_keys=False), end="")
+        return 0
     if args.command == "gc":
         for workdir in Fleet.gc():
             print(f"removed {workdir}")
