@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import testinfra
 
 from fleetpatch_dev.fleet import REGISTRY, Fleet, FleetError, HostSpec, demo_layout
 
@@ -155,3 +156,17 @@ def test_the_shipped_demo_inventory_is_the_demo_layout():
     hostvars = json.loads(listed)["_meta"]["hostvars"]
     for spec in demo_layout():
         assert {key: hostvars[spec.name][key] for key in spec.hostvars()} == spec.hostvars()
+
+
+@pytest.mark.filterwarnings("ignore:Unknown ssh-ed25519 host key")  # every fleet host has a fresh key, by design
+def test_a_host_seen_through_testinfra(fleet):
+    """What an operator's own checks (pytest-testinfra over SSH) see on a fresh host."""
+    fleet.add([HostSpec(name="infra", version="7.0.27")])
+    host = testinfra.get_host(f"paramiko://root@{fleet.address('infra')}", ssh_identity_file=str(fleet.key_path))
+    assert host.check_output("hostname") == "infra"
+    assert host.file("/srv/fpdemo/current").is_symlink
+    assert host.file("/srv/fpdemo/current").linked_to == "/srv/fpdemo/releases/7.0.27"
+    assert host.file("/srv/fpdemo/current/VERSION").content_string == "7.0.27\n"
+    assert host.socket("tcp://0.0.0.0:8080").is_listening
+    assert host.socket("tcp://0.0.0.0:22").is_listening
+    assert len(host.process.filter(comm="sshd")) >= 1
