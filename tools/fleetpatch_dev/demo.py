@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"fleet kept: python -m fleetpatch_dev.fleet --dir {fleet.workdir} down")
         else:
             fleet.destroy()
+            shutil.rmtree(workdir, ignore_errors=True)
             say("fleet torn down: no host process, namespace or mount left")
 
 
