@@ -68,7 +68,8 @@ def ansible(tmp_path_factory):
     envvars = {key: env[key] for key in keys if key in env}
     envvars["PATH"] = f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}"
 
-    def play(playbook: str | Path, inventory: Path, *, extravars: dict | None = None, limit: str | None = None, check: bool = False) -> PlaybookRun:
+    def play(playbook: str | Path, inventory: Path, *, extravars: dict | None = None, limit: str | None = None, check: bool = False,
+             diff: bool = False) -> PlaybookRun:
         path = Path(playbook)
         if not path.is_absolute() and "." not in path.stem:
             path = PLAYBOOKS / path
@@ -79,7 +80,7 @@ def ansible(tmp_path_factory):
             envvars=envvars,
             extravars=extravars or {},
             limit=limit,
-            cmdline="--check" if check else None,
+            cmdline=" ".join(flag for flag, wanted in (("--check", check), ("--diff", diff)) if wanted) or None,
             quiet=True,
         )
         stats = {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -13,24 +12,7 @@ import pytest
 
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._detect import detect, find_version
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._host import ModuleHost
 
-
-class LocalHost(ModuleHost):
-    """This machine as the host: real commands (as AnsibleModule.run_command runs them) and the real GET."""
-
-    def __init__(self):
-        super().__init__(module=None)
-
-    def run(self, argv):
-        result = subprocess.run(argv, capture_output=True, text=True, check=False)
-        return result.returncode, result.stdout, result.stderr
-
-    def which(self, name):
-        return shutil.which(name)
-
-
-HOST = LocalHost()
 
 DEFAULTS = {
     "component": "fpdemo",
@@ -88,28 +70,28 @@ def http_server():
     server.server_close()
 
 
-def test_current_link(install):
-    assert find_version(params(install_dir=str(install)), HOST) == "7.0.26"
+def test_current_link(host, install):
+    assert find_version(params(install_dir=str(install)), host) == "7.0.26"
 
 
-def test_version_file_defaults_to_the_current_release(install):
-    assert find_version(params(strategy="version_file", install_dir=str(install)), HOST) == "7.0.26"
-    assert find_version(params(strategy="version_file", version_file=str(install / "releases/7.0.28/VERSION")), HOST) == "7.0.28"
+def test_version_file_defaults_to_the_current_release(host, install):
+    assert find_version(params(strategy="version_file", install_dir=str(install)), host) == "7.0.26"
+    assert find_version(params(strategy="version_file", version_file=str(install / "releases/7.0.28/VERSION")), host) == "7.0.28"
 
 
-def test_command_with_regex_group():
+def test_command_with_regex_group(host):
     argv = [sys.executable, "-c", "print('OpenSSL 3.0.15 3 Sep 2024')"]
-    assert find_version(params(strategy="command", command=argv, version_regex=r"OpenSSL (\d+\.\d+\.\d+)"), HOST) == "3.0.15"
+    assert find_version(params(strategy="command", command=argv, version_regex=r"OpenSSL (\d+\.\d+\.\d+)"), host) == "3.0.15"
 
 
-def test_package_reads_the_dpkg_database():
+def test_package_reads_the_dpkg_database(host):
     expected = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "dpkg"], capture_output=True, text=True, check=True).stdout
-    assert find_version(params(strategy="package", package="dpkg"), HOST) == expected
+    assert find_version(params(strategy="package", package="dpkg"), host) == expected
 
 
-def test_http_json_and_regex(http_server):
-    assert find_version(params(strategy="http", url=f"{http_server}/version"), HOST) == "7.0.27"
-    assert find_version(params(strategy="http", url=f"{http_server}/text", version_regex=r"release (\S+)"), HOST) == "7.0.27"
+def test_http_json_and_regex(host, http_server):
+    assert find_version(params(strategy="http", url=f"{http_server}/version"), host) == "7.0.27"
+    assert find_version(params(strategy="http", url=f"{http_server}/text", version_regex=r"release (\S+)"), host) == "7.0.27"
 
 
 @pytest.mark.parametrize(
@@ -130,23 +112,23 @@ def test_http_json_and_regex(http_server):
         ({"strategy": "http", "url": None}, "strategy 'http' needs the option url"),
     ],
 )
-def test_strategies_fail_with_a_clear_message(overrides, message):
+def test_strategies_fail_with_a_clear_message(host, overrides, message):
     with pytest.raises(PatchError) as error:
-        find_version(params(**overrides), HOST)
+        find_version(params(**overrides), host)
     assert str(error.value) == message
 
 
-def test_dangling_current_link(tmp_path):
+def test_dangling_current_link(host, tmp_path):
     (tmp_path / "current").symlink_to("releases/9.9.9")
     with pytest.raises(PatchError, match="current points to releases/9.9.9, which does not exist"):
-        find_version(params(install_dir=str(tmp_path)), HOST)
+        find_version(params(install_dir=str(tmp_path)), host)
 
 
-def test_http_errors(http_server):
+def test_http_errors(host, http_server):
     with pytest.raises(PatchError, match="did not answer a JSON object with the key 'version'"):
-        find_version(params(strategy="http", url=f"{http_server}/broken"), HOST)
+        find_version(params(strategy="http", url=f"{http_server}/broken"), host)
     with pytest.raises(PatchError, match=r"GET http://127\.0\.0\.1:\d+/missing failed: Not Found"):
-        find_version(params(strategy="http", url=f"{http_server}/missing"), HOST)
+        find_version(params(strategy="http", url=f"{http_server}/missing"), host)
 
 
 @pytest.mark.parametrize(
@@ -157,8 +139,8 @@ def test_http_errors(http_server):
         (">=8.0.0,<8.0.17", "7.0.20", False, True),
     ],
 )
-def test_detect_reports_affected_and_fixed(install, tmp_path, affected, fixed, expect_affected, expect_fixed):
-    result = detect(params(install_dir=str(install), affected=affected, fixed_version=fixed, state_file=str(tmp_path / "none.json")), HOST)
+def test_detect_reports_affected_and_fixed(host, install, tmp_path, affected, fixed, expect_affected, expect_fixed):
+    result = detect(params(install_dir=str(install), affected=affected, fixed_version=fixed, state_file=str(tmp_path / "none.json")), host)
     assert result == {
         "component": "fpdemo",
         "strategy": "current_link",
@@ -171,19 +153,19 @@ def test_detect_reports_affected_and_fixed(install, tmp_path, affected, fixed, e
     }
 
 
-def test_a_version_outside_the_grammar_is_reported_unless_compared():
+def test_a_version_outside_the_grammar_is_reported_unless_compared(host):
     argv = ["echo", "release 1:9.2p1-2+deb12u10"]
-    found = detect(params(strategy="command", command=argv, version_regex=r"release (\S+)", state_file="/nonexistent"), HOST)
+    found = detect(params(strategy="command", command=argv, version_regex=r"release (\S+)", state_file="/nonexistent"), host)
     assert found["version"] == "1:9.2p1-2+deb12u10"
     with pytest.raises(PatchError) as error:
-        detect(params(strategy="command", command=argv, version_regex=r"release (\S+)", affected="<10", state_file="/nonexistent"), HOST)
+        detect(params(strategy="command", command=argv, version_regex=r"release (\S+)", affected="<10", state_file="/nonexistent"), host)
     assert str(error.value) == (
         "fpdemo: strategy command found '1:9.2p1-2+deb12u10', which cannot be compared with a range: "
         "'1:9.2p1-2+deb12u10' is not a version (expected dotted numbers such as 7.0.28, optionally -rc1)"
     )
 
 
-def test_detect_reads_the_state_file(install, tmp_path):
+def test_detect_reads_the_state_file(host, install, tmp_path):
     state = {
         "format": 1,
         "components": {"fpdemo": {"version": "7.0.26", "previous": None}},
@@ -192,7 +174,7 @@ def test_detect_reads_the_state_file(install, tmp_path):
         "journal": {"op": "apply", "patch": "FP-2", "step": "switched"},
     }
     (tmp_path / "state.json").write_text(json.dumps(state), encoding="utf-8")
-    result = detect(params(install_dir=str(install), state_file=str(tmp_path / "state.json")), HOST)
+    result = detect(params(install_dir=str(install), state_file=str(tmp_path / "state.json")), host)
     assert result["applied"] == [state["applied"][0]]
     assert result["deferred"] == state["deferred"]
     assert result["interrupted"] == state["journal"]
@@ -206,10 +188,10 @@ def test_detect_reads_the_state_file(install, tmp_path):
         ('{"format": 2}', "has format 2; this fleetpatch reads format 1"),
     ],
 )
-def test_detect_rejects_a_damaged_state_file(install, tmp_path, content, message):
+def test_detect_rejects_a_damaged_state_file(host, install, tmp_path, content, message):
     (tmp_path / "state.json").write_text(content, encoding="utf-8")
     with pytest.raises(PatchError, match=message):
-        detect(params(install_dir=str(install), state_file=str(tmp_path / "state.json")), HOST)
+        detect(params(install_dir=str(install), state_file=str(tmp_path / "state.json")), host)
 
 
 @pytest.mark.parametrize(
@@ -219,7 +201,7 @@ def test_detect_rejects_a_damaged_state_file(install, tmp_path, content, message
         ({"fixed_version": "latest"}, "'latest' is not a version (expected dotted numbers such as 7.0.28, optionally -rc1)"),
     ],
 )
-def test_detect_rejects_bad_ranges_before_looking(overrides, message):
+def test_detect_rejects_bad_ranges_before_looking(host, overrides, message):
     with pytest.raises(PatchError) as error:
-        detect(params(install_dir="/nonexistent", **overrides), HOST)
+        detect(params(install_dir="/nonexistent", **overrides), host)
     assert str(error.value) == message

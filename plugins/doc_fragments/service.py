@@ -1,0 +1,69 @@
+# Copyright (c) fleetpatch contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Options of the modules that switch a service between releases (apply, rollback)."""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    """The service being patched: where its releases live, how it is reloaded, how its version is read."""
+
+    DOCUMENTATION = r"""
+options:
+  component:
+    description:
+      - Name of the component, for example V(fpdemo). Recorded in the host's state file.
+    type: str
+    required: true
+  install_dir:
+    description:
+      - Directory holding C(releases/<version>/) and the C(current) link to the release in use.
+    type: path
+    default: /srv/fpdemo
+  state_file:
+    description:
+      - The host's fleetpatch state file (JSON), written durably and atomically.
+    type: path
+    default: /var/lib/fleetpatch/state.json
+  patch_class:
+    description:
+      - V(hot) makes the service take the new release with O(reload_command), without a restart.
+      - V(restart) restarts the service with O(restart_command).
+      - A patch that needs a reboot or a schema or configuration migration is not a hot patch; fleetpatch does
+        not apply it.
+    type: str
+    choices: [hot, restart]
+    default: hot
+    aliases: [class]
+  reload_command:
+    description:
+      - Command (argv, no shell) that makes the service reload the release C(current) points to.
+      - Required with O(patch_class=hot).
+    type: list
+    elements: str
+  restart_command:
+    description:
+      - Command (argv, no shell) that restarts the service.
+      - Required with O(patch_class=restart); also used to bring back a service that died during an
+        interrupted operation.
+    type: list
+    elements: str
+  version_url:
+    description:
+      - URL, requested from the host itself, where the service answers the version it runs as JSON. The module
+        confirms through it that the service runs the release it switched to.
+    type: str
+    required: true
+  version_key:
+    description:
+      - Key of the JSON object O(version_url) answers which holds the version.
+    type: str
+    default: version
+  confirm_timeout:
+    description:
+      - Seconds to wait for the service to answer the expected version after a reload or restart.
+    type: int
+    default: 30
+"""

@@ -1,0 +1,247 @@
+# Copyright (c) fleetpatch contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Apply a patch release on a host, or roll it back, as one journaled transaction.
+
+PRIVATE to the fleetpatch.rollout collection: no compatibility promise to code outside it.
+
+The sequence of an apply, each step recorded in the state file's journal before the next starts::
+
+    journaled -> unpacked -> switched -> activated -> confirmed -> (recorded, journal cleared)
+
+A run that finds a journal (an apply or rollback killed at any step: SSH drop, controller killed, power cut)
+first reverts it: ``current`` back to the release the operation started from, the service made to run it again,
+the journal cleared. Then it does its own work. A host therefore always ends on exactly the old or the new
+release, and re-running an interrupted operation finishes it.
+
+The environment variable ``FLEETPATCH_CRASH_AT=<step>`` makes the process SIGKILL itself right after that
+step: the fault-injection tests use it to kill the apply at every point of its sequence.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._release import (
+    Service,
+    current_version,
+    release_complete,
+    switch_current,
+    unpack_artifact,
+)
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import load_state, save_state, utc_now
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._version import Version, VersionError, VersionRange
+
+__all__ = ["STEPS", "apply_patch", "rollback_patch"]
+
+STEPS = ("journaled", "unpacked", "switched", "activated", "confirmed")
+CRASH_ENV = "FLEETPATCH_CRASH_AT"
+
+
+def _crash_point(step):
+    """Fault injection: die here, as a killed process would, when the tests ask for it."""
+    if os.environ.get(CRASH_ENV) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _version(text, what):
+    try:
+        return Version(text)
+    except VersionError as exc:
+        raise PatchError(f"{what}: {exc}") from None
+
+
+def _installed(params):
+    current = current_version(params["install_dir"])
+    if current is None:
+        raise PatchError(f"{params['component']} is not installed: {params['install_dir']}/current does not exist")
+    return current
+
+
+def _step(state, params, step):
+    state["journal"]["step"] = step
+    save_state(params["state_file"], state)
+    _crash_point(step)
+
+
+def _activate_and_confirm(service, patch_class, version):
+    """Make the service run ``version`` (already linked as current); True when it answers that version.
+
+    A failing reload or restart command is not raised: it shows as the service not answering ``version``,
+    and its message stays in ``service.last_error``.
+    """
+    try:
+        service.activate(patch_class)
+    except PatchError as exc:
+        service.last_error = str(exc)
+    return service.confirm(version) == version
+
+
+def _recover(state, params, service):
+    """Revert the interrupted operation in the journal; returns the journal that was reverted."""
+    journal = state["journal"]
+    install_dir = params["install_dir"]
+    source = journal.get("from")
+    if not source or not release_complete(install_dir, source):
+        raise PatchError(
+            f"an interrupted {journal.get('op')} of {journal.get('patch')} cannot be reverted: its starting release {source!r} is not installed",
+            interrupted=journal,
+        )
+    for leftover in glob.glob(os.path.join(install_dir, "releases", ".staging-*")) + glob.glob(os.path.join(install_dir, ".current-*")):
+        if os.path.isdir(leftover) and not os.path.islink(leftover):
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            os.unlink(leftover)
+    if current_version(install_dir) != source:
+        switch_current(install_dir, source)
+    if service.running_version() != source and not _activate_and_confirm(service, journal.get("class", "restart"), source):
+        # A reload cannot bring back a service that died with its process: start it afresh.
+        if not _activate_and_confirm(service, "restart", source):
+            raise PatchError(f"an interrupted {journal.get('op')} was reverted to {source}, but the service does not answer {source}", interrupted=journal)
+    state["journal"] = None
+    save_state(params["state_file"], state)
+    return journal
+
+
+def _begin(state, params, service, check_mode, result):
+    """Load-time work shared by apply and rollback: report or revert an interrupted operation."""
+    if not state["journal"]:
+        return
+    result["changed"] = True
+    if check_mode:
+        result["interrupted"] = state["journal"]
+    else:
+        result["recovered"] = _recover(state, params, service)
+
+
+def _diff(before, after):
+    return {"before": {"current": before}, "after": {"current": after}}
+
+
+def apply_patch(params, host, check_mode):
+    """Apply the release ``params['version']`` of ``params['component']``; the module's result."""
+    state = load_state(params["state_file"])
+    service = Service(host, params)
+    target = params["version"]
+    result = {"changed": False, "patch": params["patch_id"], "component": params["component"], "version": target}
+    target_version = _version(target, "version")
+    compatible = None
+    if params["compatible_with"]:
+        try:
+            compatible = VersionRange(params["compatible_with"])
+        except VersionError as exc:
+            raise PatchError(f"compatible_with: {exc}") from None
+    _begin(state, params, service, check_mode, result)
+    current = _installed(params)
+    result["previous"] = current
+    result["diff"] = _diff(current, target)
+    current_version_ = _version(current, f"installed release in {params['install_dir']}/current")
+    if current_version_ > target_version:
+        raise PatchError(f"refusing to downgrade {params['component']} from {current} to {target}", installed=current)
+    if current_version_ == target_version:
+        if service.running_version() == target:
+            result["previous"] = (state["components"].get(params["component"]) or {}).get("previous", current)
+            result["diff"] = _diff(current, current)
+            return result
+        result["changed"] = True  # linked but not running (an earlier activation failed or the service died)
+        if not check_mode and not _activate_and_confirm(service, params["patch_class"], target):
+            raise PatchError(f"{params['component']} {target} is installed but the service does not answer {target}", running=service.running_version())
+        return result
+    if compatible is not None and current_version_ not in compatible:
+        raise PatchError(
+            f"refusing to patch: {params['component']} {current} is outside compatible_with {params['compatible_with']!r}",
+            installed=current,
+        )
+    result["changed"] = True
+    needs_unpack = not release_complete(params["install_dir"], target)
+    if check_mode:
+        return result
+    if needs_unpack and not params["artifact_path"]:
+        result["needs_artifact"] = True
+        return result
+
+    state["journal"] = {
+        "op": "apply", "patch": params["patch_id"], "component": params["component"], "class": params["patch_class"],
+        "from": current, "to": target, "step": None, "started": utc_now(),
+    }
+    _step(state, params, "journaled")
+    if needs_unpack:
+        unpack_artifact(params["artifact_path"], params["artifact_sha256"], params["install_dir"], target)
+    _step(state, params, "unpacked")
+    switch_current(params["install_dir"], target)
+    _step(state, params, "switched")
+    try:
+        service.activate(params["patch_class"])
+    except PatchError as exc:
+        service.last_error = str(exc)
+    _step(state, params, "activated")
+    seen = service.confirm(target)
+    if seen != target:
+        journal = state["journal"]
+        cause = f" ({service.last_error})" if service.last_error else ""
+        _recover(state, params, service)
+        raise PatchError(
+            f"{params['component']} answered {seen!r} instead of {target} after the {params['patch_class']} activation{cause}; "
+            f"the host was returned to {current}",
+            running=seen, reverted=journal,
+        )
+    _crash_point("confirmed")
+    state["components"][params["component"]] = {"version": target, "previous": current}
+    state["applied"].append({"patch": params["patch_id"], "component": params["component"], "version": target, "from": current, "at": utc_now()})
+    state["journal"] = None
+    save_state(params["state_file"], state)
+    return result
+
+
+def rollback_patch(params, host, check_mode):
+    """Return ``params['component']`` to the release it ran before (or ``params['to']``); the module's result."""
+    state = load_state(params["state_file"])
+    service = Service(host, params)
+    component = params["component"]
+    result = {"changed": False, "component": component}
+    _begin(state, params, service, check_mode, result)
+    current = _installed(params)
+    target = params["to"]
+    if target == "previous":
+        recorded = state["components"].get(component) or {}
+        if recorded.get("rolled_back_from") and recorded.get("version") == current:
+            target = current  # already rolled back: nothing more to undo
+        else:
+            target = recorded.get("previous")
+        if not target:
+            raise PatchError(f"no previous release of {component} is recorded on this host; name the release with the option to")
+    result.update({"version": target, "previous": current, "diff": _diff(current, target)})
+    if target == current and service.running_version() == target:
+        result["previous"] = (state["components"].get(component) or {}).get("rolled_back_from", current)
+        result["diff"] = _diff(current, current)
+        return result
+    if not release_complete(params["install_dir"], target):
+        raise PatchError(f"rollback target {component} {target} is not installed completely in {params['install_dir']}/releases", target=target)
+    result["changed"] = True
+    if check_mode:
+        return result
+    state["journal"] = {
+        "op": "rollback", "patch": params["patch_id"], "component": component, "class": params["patch_class"],
+        "from": current, "to": target, "step": None, "started": utc_now(),
+    }
+    _step(state, params, "journaled")
+    switch_current(params["install_dir"], target)
+    _step(state, params, "switched")
+    activated = _activate_and_confirm(service, params["patch_class"], target)
+    if not activated and params["patch_class"] == "hot":
+        activated = _activate_and_confirm(service, "restart", target)  # a reload refused (another ABI): restart
+    if not activated:
+        journal = state["journal"]
+        _recover(state, params, service)
+        cause = f" ({service.last_error})" if service.last_error else ""
+        raise PatchError(f"rollback of {component} to {target} failed: the service does not answer {target}{cause}; the host was returned to {current}",
+                         reverted=journal)
+    _crash_point("confirmed")
+    state["components"][component] = {"version": target, "previous": None, "rolled_back_from": current}
+    state["rollbacks"].append({"patch": params["patch_id"], "component": component, "from": current, "to": target, "at": utc_now()})
+    state["journal"] = None
+    save_state(params["state_file"], state)
+    return result
