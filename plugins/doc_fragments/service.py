@@ -12,11 +12,17 @@ class ModuleDocFragment:
 
     DOCUMENTATION = r"""
 options:
+  manifest:
+    description:
+      - Path, on the controller, of the patch manifest (the change record). It is validated against the
+        collection's JSON Schema before anything happens, and gives every option below that the task does not
+        set itself (component, release, artifact, class, reload and restart commands, version URL).
+    type: path
   component:
     description:
       - Name of the component, for example V(fpdemo). Recorded in the host's state file.
+      - Required unless O(manifest) gives it.
     type: str
-    required: true
   install_dir:
     description:
       - Directory holding C(releases/<version>/) and the C(current) link to the release in use.
@@ -54,8 +60,8 @@ options:
     description:
       - URL, requested from the host itself, where the service answers the version it runs as JSON. The module
         confirms through it that the service runs the release it switched to.
+      - Required unless O(manifest) gives it.
     type: str
-    required: true
   version_key:
     description:
       - Key of the JSON object O(version_url) answers which holds the version.

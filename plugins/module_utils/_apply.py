@@ -188,7 +188,7 @@ def apply_patch(params, host, check_mode):
             f"the host was returned to {current}",
             running=seen, reverted=journal,
         )
-    _crash_point("confirmed")
+    _step(state, params, "confirmed")
     state["components"][params["component"]] = {"version": target, "previous": current}
     state["applied"].append({"patch": params["patch_id"], "component": params["component"], "version": target, "from": current, "at": utc_now()})
     state["journal"] = None
@@ -239,7 +239,7 @@ def rollback_patch(params, host, check_mode):
         cause = f" ({service.last_error})" if service.last_error else ""
         raise PatchError(f"rollback of {component} to {target} failed: the service does not answer {target}{cause}; the host was returned to {current}",
                          reverted=journal)
-    _crash_point("confirmed")
+    _step(state, params, "confirmed")
     state["components"][component] = {"version": target, "previous": None, "rolled_back_from": current}
     state["rollbacks"].append({"patch": params["patch_id"], "component": component, "from": current, "to": target, "at": utc_now()})
     state["journal"] = None

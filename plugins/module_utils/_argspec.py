@@ -8,18 +8,27 @@ Documented once, in the doc fragment ``fleetpatch.rollout.service``.
 
 from __future__ import annotations
 
-__all__ = ["SERVICE_ARGSPEC", "PATCH_CLASSES"]
+__all__ = ["SERVICE_ARGSPEC", "PATCH_CLASSES", "missing_options"]
 
 PATCH_CLASSES = ("hot", "restart")
 
 SERVICE_ARGSPEC = {
-    "component": {"type": "str", "required": True},
+    "manifest": {"type": "path"},
+    "component": {"type": "str"},
     "install_dir": {"type": "path", "default": "/srv/fpdemo"},
     "state_file": {"type": "path", "default": "/var/lib/fleetpatch/state.json"},
     "patch_class": {"type": "str", "choices": list(PATCH_CLASSES), "default": "hot", "aliases": ["class"]},
     "reload_command": {"type": "list", "elements": "str"},
     "restart_command": {"type": "list", "elements": "str"},
-    "version_url": {"type": "str", "required": True},
+    "version_url": {"type": "str"},
     "version_key": {"type": "str", "default": "version", "no_log": False},
     "confirm_timeout": {"type": "int", "default": 30},
 }
+
+
+def missing_options(params, names):
+    """The options among ``names`` that neither the task nor its manifest gave, as an error message or None."""
+    missing = [name for name in names if params.get(name) in (None, "")]
+    if not missing:
+        return None
+    return f"missing required option(s): {', '.join(missing)} (give them, or a manifest that holds them)"

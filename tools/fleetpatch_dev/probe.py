@@ -1,7 +1,8 @@
 """The demo service's defect, probed from outside: does a host leak other requests' bytes?
 
 ``leak(host, port)`` sends a request carrying a secret, then one that declares 64 bytes but sends 2; an affected
-release answers the 64 bytes of its reused buffer, which still hold the secret. A fixed release answers 400.
+release answers the 64 bytes of its reused buffer, which still hold the rest of the secret. A fixed release
+answers 400.
 """
 
 from __future__ import annotations
@@ -30,4 +31,4 @@ def leak(host: str, port: int = 8080) -> bool:
     if status != 200:
         raise AssertionError(f"{host}:{port} refused a well-formed echo: {status} {body[:200]!r}")
     status, body = echo(host, port, 64, b"hi")
-    return status == 200 and secret in body
+    return status == 200 and secret[len(b"hi"):] in body  # "hi" overwrote the buffer's first two bytes

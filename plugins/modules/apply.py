@@ -1,0 +1,180 @@
+#!/usr/bin/python
+# Copyright (c) fleetpatch contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: apply
+short_description: Apply a patch release to a host, hot when it can, with the way back kept ready
+version_added: 0.1.0
+description:
+  - Installs the release O(version) of O(component) from O(artifact), switches the C(current) link to it
+    atomically, makes the service take it (a reload for a hot patch, a restart otherwise), confirms through
+    O(version_url) that the service runs it, and records the patch in the host's state file.
+  - The release the host ran before stays installed, and M(fleetpatch.rollout.rollback) returns to it.
+  - Every step is journaled in the state file first. An apply interrupted at any point (SSH drop, controller
+    killed, power cut) is reverted by the next apply or rollback, which then does its own work, so a host always
+    ends on exactly the old or the new release.
+  - If the service does not answer O(version) after the activation, the host is returned to its old release
+    and the task fails.
+  - The artifact is checked on the controller (sha256, and the signature when O(signature) is set) before
+    anything happens, copied to the host only when the host does not have the release yet, and checked there
+    again (sha256) before it is unpacked.
+  - Refuses to downgrade, and refuses when the installed version is outside O(compatible_with).
+author:
+  - fleetpatch maintainers (@fleetpatch)
+extends_documentation_fragment:
+  - fleetpatch.rollout.attributes
+  - fleetpatch.rollout.attributes.state_changing
+  - fleetpatch.rollout.service
+attributes:
+  action:
+    support: full
+    description: The controller half checks and transfers the artifact.
+options:
+  patch_id:
+    description:
+      - Identifier of the patch, for example V(FP-2025-14847). Recorded in the state file.
+      - Required unless O(manifest) gives it.
+    type: str
+  version:
+    description:
+      - The release to run, usually the patch's fixed version.
+      - Required unless O(manifest) gives it (its C(fixed_version)).
+    type: str
+  artifact:
+    description:
+      - Path of the release tarball on the controller. Its single top directory holds the release, with a
+        C(VERSION) file naming O(version).
+      - Needed when the host does not have the release installed yet.
+    type: path
+  artifact_sha256:
+    description:
+      - sha256 of O(artifact), checked on the controller and again on the host.
+      - Required unless O(manifest) gives it.
+    type: str
+  signature:
+    description:
+      - OpenSSH signature (C(ssh-keygen -Y sign), namespace V(fleetpatch)) of O(artifact), verified on the
+        controller with O(allowed_signers) and O(signer) before anything happens.
+    type: path
+  allowed_signers:
+    description:
+      - OpenSSH allowed-signers file that holds the key O(signer) may sign with. Required with O(signature).
+    type: path
+  signer:
+    description:
+      - Identity the signature must belong to. Required with O(signature).
+    type: str
+  artifact_path:
+    description:
+      - Path of the artifact on the host. Set by the controller half after it copied O(artifact); set it
+        yourself only when the artifact is already on the host.
+    type: path
+  compatible_with:
+    description:
+      - Version range of the releases that may run beside O(version) during the rollout. A host whose
+        installed version is outside it is refused.
+    type: str
+notes:
+  - Makes one module round trip to a host that already has the release (or runs it), and two plus one file
+    transfer to a host that needs the artifact.
+seealso:
+  - module: fleetpatch.rollout.detect
+  - module: fleetpatch.rollout.rollback
+"""
+
+EXAMPLES = r"""
+- name: Apply the patch its change record describes
+  fleetpatch.rollout.apply:
+    manifest: /srv/patches/FP-2025-14847.yml
+    allowed_signers: /etc/fleetpatch/allowed_signers
+
+- name: Apply the fpdemo 7.0.28 hot patch
+  fleetpatch.rollout.apply:
+    patch_id: FP-2025-14847
+    component: fpdemo
+    version: 7.0.28
+    artifact: /srv/patches/fpdemo-7.0.28.tar.gz
+    artifact_sha256: "{{ fp_sha256 }}"
+    compatible_with: ">=7.0.26,<7.1"
+    patch_class: hot
+    reload_command: [/usr/bin/python3, /srv/fpdemo/bin/fpdemoctl.py, reload]
+    restart_command: [/usr/bin/python3, /srv/fpdemo/bin/fpdemoctl.py, restart]
+    version_url: http://127.0.0.1:8080/version
+"""
+
+RETURN = r"""
+patch:
+  description: The patch applied.
+  returned: success
+  type: str
+  sample: FP-2025-14847
+component:
+  description: The component patched.
+  returned: success
+  type: str
+  sample: fpdemo
+version:
+  description: The release the service runs now.
+  returned: success
+  type: str
+  sample: 7.0.28
+previous:
+  description: The release the host ran before the patch (what M(fleetpatch.rollout.rollback) returns to).
+  returned: success
+  type: str
+  sample: 7.0.26
+recovered:
+  description: The journal of an interrupted apply or rollback that this run reverted first.
+  returned: when an interrupted operation was found
+  type: dict
+  sample: {"op": "apply", "from": "7.0.26", "to": "7.0.28", "step": "switched"}
+interrupted:
+  description: In check mode, the journal of an interrupted operation that a real run would revert.
+  returned: in check mode, when an interrupted operation was found
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._apply import apply_patch
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._argspec import SERVICE_ARGSPEC, missing_options
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._host import ModuleHost
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            **SERVICE_ARGSPEC,
+            "patch_id": {"type": "str"},
+            "version": {"type": "str"},
+            "artifact": {"type": "path"},
+            "artifact_sha256": {"type": "str"},
+            "signature": {"type": "path"},
+            "allowed_signers": {"type": "path"},
+            "signer": {"type": "str"},
+            "artifact_path": {"type": "path"},
+            "compatible_with": {"type": "str"},
+        },
+        required_if=[("patch_class", "hot", ("reload_command",)), ("patch_class", "restart", ("restart_command",))],
+        required_by={"signature": ("allowed_signers", "signer")},
+        supports_check_mode=True,
+    )
+    problem = missing_options(module.params, ("component", "patch_id", "version", "artifact_sha256", "version_url"))
+    if problem:
+        module.fail_json(msg=problem)
+    try:
+        result = apply_patch(module.params, ModuleHost(module), module.check_mode)
+    except PatchError as exc:
+        module.fail_json(msg=str(exc), **exc.details)
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

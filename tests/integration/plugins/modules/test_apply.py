@@ -1,0 +1,259 @@
+"""fleetpatch.rollout.apply and rollback on real SSH hosts: four runs each, the defect, crashes, bad artifacts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fleetpatch_dev import probe, signing
+from fleetpatch_dev.fleet import HostSpec
+
+pytestmark = pytest.mark.fleet
+
+REPO = Path(__file__).resolve().parents[4]
+STEPS = ("journaled", "unpacked", "switched", "activated", "confirmed")
+
+
+def sha256(fleet, version: str) -> str:
+    """The sha256 of a demo release's artifact, from the builder's .sha256 file."""
+    return fleet.artifact(version).with_name(f"fpdemo-{version}.tar.gz.sha256").read_text(encoding="utf-8").split()[0]
+
+
+def patch_vars(fleet, version: str = "7.0.28", **extra) -> dict:
+    """Extra vars of tests/integration/playbooks/apply.yml for one release."""
+    return {"fp_version": version, "fp_artifact": str(fleet.artifact(version)), "fp_sha256": sha256(fleet, version), **extra}
+
+
+def host_state(fleet, name: str) -> dict:
+    """The host's state file, parsed (it must parse)."""
+    result = fleet.ssh(name, "cat /var/lib/fleetpatch/state.json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def host_files(fleet, name: str) -> str:
+    """Every file, link and checksum under the service's and fleetpatch's directories: compares before/after."""
+    command = ("find /srv/fpdemo /var/lib/fleetpatch -printf '%p %y %l\\n' 2>/dev/null | sort; "
+               "find /srv/fpdemo /var/lib/fleetpatch -type f -exec sha256sum {} + 2>/dev/null | sort")
+    return fleet.ssh(name, command).stdout
+
+
+def current_release(fleet, name: str) -> tuple[str, str]:
+    """(where current points, the VERSION in that release): equal for a complete release."""
+    result = fleet.ssh(name, "readlink /srv/fpdemo/current; cat /srv/fpdemo/current/VERSION")
+    link, version = result.stdout.split()
+    return link.rsplit("/", 1)[-1], version
+
+
+def test_apply_then_rollback_four_times_each(fleet, ansible):
+    fleet.add([HostSpec(name="db", version="7.0.26")])
+    inventory = fleet.write_inventory()
+    address = fleet.address("db")
+    assert probe.leak(address)
+
+    expected = [(True, True), (False, True), (True, False), (False, False)]  # (check, changed)
+    for check, changed in expected:
+        run = ansible("apply.yml", inventory, extravars=patch_vars(fleet, fp_compatible_with=">=7.0.26,<7.1"), check=check, diff=True)
+        assert run.returncode == 0, run.stdout
+        result = run.results("Apply the patch")["db"]
+        assert result["changed"] is changed, (check, result)
+        assert result["diff"]["before"]["current"] == ("7.0.26" if changed else "7.0.28")
+        assert fleet.service_version("db") == ("7.0.26" if check and changed else "7.0.28")
+        if not check:
+            assert result.get("transferred", False) is changed  # the artifact travels only to a host that needs it
+    assert not probe.leak(address)
+    state = host_state(fleet, "db")
+    assert [(e["patch"], e["version"], e["from"]) for e in state["applied"]] == [("FP-2025-14847", "7.0.28", "7.0.26")]
+    assert state["components"]["fpdemo"] == {"version": "7.0.28", "previous": "7.0.26"}
+    assert state["journal"] is None
+
+    for check, changed in expected:
+        run = ansible("rollback.yml", inventory, check=check)
+        assert run.returncode == 0, run.stdout
+        assert run.results("Roll back")["db"]["changed"] is changed, check
+        assert fleet.service_version("db") == ("7.0.28" if check and changed else "7.0.26")
+    assert probe.leak(address)
+    assert current_release(fleet, "db") == ("7.0.26", "7.0.26")
+    state = host_state(fleet, "db")
+    assert [(e["from"], e["to"]) for e in state["rollbacks"]] == [("7.0.28", "7.0.26")]
+
+
+def test_a_restart_class_patch_restarts_and_a_hot_attempt_is_reverted(fleet, ansible):
+    fleet.add([HostSpec(name="hot", version="7.0.27"), HostSpec(name="cold", version="7.0.27")])
+    inventory = fleet.write_inventory()
+    hot = ansible("apply.yml", inventory, extravars=patch_vars(fleet, "8.0.17", fp_confirm_timeout=3), limit="hot")
+    assert hot.returncode == 2
+    failure = hot.results("Apply the patch")["hot"]
+    assert "answered '7.0.27' instead of 8.0.17 after the hot activation" in failure["msg"]
+    assert failure["msg"].endswith("the host was returned to 7.0.27")
+    assert current_release(fleet, "hot") == ("7.0.27", "7.0.27")
+    assert fleet.service_version("hot") == "7.0.27"
+    assert host_state(fleet, "hot")["journal"] is None
+
+    cold = ansible("apply.yml", inventory, extravars=patch_vars(fleet, "8.0.17", fp_class="restart"), limit="cold")
+    assert cold.returncode == 0, cold.stdout
+    assert fleet.service_version("cold") == "8.0.17"
+    assert not probe.leak(fleet.address("cold"))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"fp_version": "7.0.26", "fp_sha256": None}, "refusing to downgrade fpdemo from 7.0.27 to 7.0.26"),
+        ({"fp_compatible_with": ">=7.0.0,<7.0.27"}, "refusing to patch: fpdemo 7.0.27 is outside compatible_with '>=7.0.0,<7.0.27'"),
+        ({"fp_sha256": "0" * 64}, f"sha256 mismatch: expected {'0' * 64}, actual "),
+    ],
+)
+def test_refusals_change_nothing(fleet, ansible, extra, message):
+    fleet.add([HostSpec(name="guard", version="7.0.27")])
+    before = host_files(fleet, "guard")
+    variables = patch_vars(fleet)
+    for key, value in extra.items():
+        variables[key] = value if value is not None else sha256(fleet, variables["fp_version"])
+    if extra.get("fp_version"):
+        variables.update(fp_artifact=str(fleet.artifact(extra["fp_version"])))
+    run = ansible("apply.yml", fleet.write_inventory(), extravars=variables)
+    assert run.returncode == 2
+    assert message in run.results("Apply the patch")["guard"]["msg"]
+    assert host_files(fleet, "guard") == before
+    assert fleet.service_version("guard") == "7.0.27"
+
+
+def test_a_truncated_or_corrupt_artifact_is_refused_before_the_host_changes(fleet, ansible, tmp_path):
+    fleet.add([HostSpec(name="careful", version="7.0.26")])
+    before = host_files(fleet, "careful")
+    good = fleet.artifact("7.0.28").read_bytes()
+    truncated = tmp_path / "truncated.tar.gz"
+    truncated.write_bytes(good[: len(good) // 2])
+    corrupt = tmp_path / "corrupt.tar.gz"
+    corrupt.write_bytes(good[:100] + bytes([good[100] ^ 0xFF]) + good[101:])
+    for artifact in (truncated, corrupt):
+        run = ansible("apply.yml", fleet.write_inventory(), extravars=patch_vars(fleet, fp_artifact=str(artifact)))
+        assert run.returncode == 2
+        msg = run.results("Apply the patch")["careful"]["msg"]
+        assert f"sha256 mismatch: expected {sha256(fleet, '7.0.28')}" in msg, msg
+    assert host_files(fleet, "careful") == before
+
+
+def test_killed_at_every_step_the_host_stays_whole_and_a_rerun_finishes(fleet, ansible):
+    fleet.add([HostSpec(name=f"crash-{step}", version="7.0.26") for step in STEPS])
+    inventory = fleet.inventory()
+    for step in STEPS:
+        inventory["all"]["hosts"][f"crash-{step}"]["fp_environment"] = {"FLEETPATCH_CRASH_AT": step}
+    crash_inventory = fleet.workdir / "crash.yml"
+    crash_inventory.write_text(yaml.safe_dump(inventory), encoding="utf-8")
+
+    crashed = ansible("apply.yml", crash_inventory, extravars=patch_vars(fleet))
+    assert crashed.returncode == 2
+    for step in STEPS:
+        name = f"crash-{step}"
+        assert crashed.stats[name]["failures"] == 1, step
+        link, version = current_release(fleet, name)
+        assert link == version and link in ("7.0.26", "7.0.28"), (step, link, version)  # a complete release
+        journal = host_state(fleet, name)["journal"]
+        assert journal["op"] == "apply" and journal["step"] == step and journal["from"] == "7.0.26", step
+        assert fleet.service_version(name) in ("7.0.26", "7.0.28")
+
+    detected = ansible("fleetpatch.rollout.detect", fleet.write_inventory())
+    assert {host: result["interrupted"]["step"] for host, result in detected.results("Detect the installed version").items()} == {
+        f"crash-{step}": step for step in STEPS
+    }
+
+    rerun = ansible("apply.yml", fleet.write_inventory(), extravars=patch_vars(fleet))
+    assert rerun.returncode == 0, rerun.stdout
+    for step in STEPS:
+        name = f"crash-{step}"
+        result = rerun.results("Apply the patch")[name]
+        assert result["changed"] is True and result["recovered"]["step"] == step
+        assert current_release(fleet, name) == ("7.0.28", "7.0.28")
+        assert fleet.service_version(name) == "7.0.28"
+        state = host_state(fleet, name)
+        assert state["journal"] is None
+        assert [entry["version"] for entry in state["applied"]] == ["7.0.28"]
+        assert not probe.leak(fleet.address(name))
+    again = ansible("apply.yml", fleet.write_inventory(), extravars=patch_vars(fleet))
+    assert all(result["changed"] is False for result in again.results("Apply the patch").values())
+
+
+def test_a_missing_rollback_target_fails_clearly(fleet, ansible):
+    fleet.add([HostSpec(name="fresh", version="7.0.26")])
+    inventory = fleet.write_inventory()
+    before = host_files(fleet, "fresh")
+    nothing = ansible("rollback.yml", inventory)
+    assert nothing.returncode == 2
+    assert nothing.results("Roll back")["fresh"]["msg"] == (
+        "no previous release of fpdemo is recorded on this host; name the release with the option to"
+    )
+    missing = ansible("rollback.yml", inventory, extravars={"fp_to": "7.0.20"})
+    assert missing.results("Roll back")["fresh"]["msg"] == "rollback target fpdemo 7.0.20 is not installed completely in /srv/fpdemo/releases"
+    assert host_files(fleet, "fresh") == before
+
+
+def test_a_signed_artifact_is_applied_and_a_wrongly_signed_one_refused(fleet, ansible, tmp_path):
+    fleet.add([HostSpec(name="signed", version="7.0.26")])
+    inventory = fleet.write_inventory()
+    key, allowed, identity = signing.make_signer(tmp_path / "vendor")
+    other_key, _other_allowed, _identity = signing.make_signer(tmp_path / "impostor", identity)
+    artifact = tmp_path / "fpdemo-7.0.28.tar.gz"
+    artifact.write_bytes(fleet.artifact("7.0.28").read_bytes())
+
+    forged = signing.sign(artifact, other_key)
+    before = host_files(fleet, "signed")
+    refused = ansible("apply.yml", inventory, extravars=patch_vars(
+        fleet, fp_artifact=str(artifact), fp_signature=str(forged), fp_allowed_signers=str(allowed), fp_signer=identity))
+    assert refused.returncode == 2
+    assert "signature" in refused.results("Apply the patch")["signed"]["msg"]
+    assert host_files(fleet, "signed") == before
+
+    good = signing.sign(artifact, key)
+    applied = ansible("apply.yml", inventory, extravars=patch_vars(
+        fleet, fp_artifact=str(artifact), fp_signature=str(good), fp_allowed_signers=str(allowed), fp_signer=identity))
+    assert applied.returncode == 0, applied.stdout
+    assert fleet.service_version("signed") == "7.0.28"
+
+
+def demo_manifest(fleet, directory, **changes) -> str:
+    """The shipped FP-2025-14847 manifest, copied beside the artifact it names, with ``changes`` to its fields."""
+    data = yaml.safe_load((REPO / "manifests" / "FP-2025-14847.yml").read_text(encoding="utf-8"))
+    data.update(changes)
+    (directory / "manifests").mkdir(parents=True)
+    (directory / ".build" / "artifacts").mkdir(parents=True)
+    (directory / ".build" / "artifacts" / "fpdemo-7.0.28.tar.gz").write_bytes(fleet.artifact("7.0.28").read_bytes())
+    path = directory / "manifests" / "FP-2025-14847.yml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return str(path)
+
+
+def test_apply_and_rollback_take_everything_from_the_manifest(fleet, ansible, tmp_path):
+    fleet.add([HostSpec(name="byrecord", version="7.0.27")])
+    run = ansible("apply_manifest.yml", fleet.write_inventory(), extravars={"fp_manifest": demo_manifest(fleet, tmp_path)})
+    assert run.returncode == 0, run.stdout
+    assert run.results("Apply the patch from its manifest")["byrecord"]["patch"] == "FP-2025-14847"
+    assert fleet.service_version("byrecord") == "7.0.28"
+    assert host_state(fleet, "byrecord")["applied"][0]["patch"] == "FP-2025-14847"
+    back = ansible("apply_manifest.yml", fleet.write_inventory(), extravars={"fp_manifest": str(tmp_path / "manifests/FP-2025-14847.yml"),
+                                                                             "fp_rollback": True})
+    assert back.returncode == 0, back.stdout
+    assert back.results("Apply the patch from its manifest")["byrecord"]["changed"] is False
+    assert fleet.service_version("byrecord") == "7.0.27"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"class": "reboot"}, "class"),
+        ({"fixed_version": "7.0.27"}, "fixed_version"),
+        ({"artifact": {"path": "../.build/artifacts/fpdemo-7.0.28.tar.gz", "sha256": "abc"}}, "artifact.sha256: 'abc'"),
+    ],
+)
+def test_a_bad_manifest_fails_before_any_host_changes(fleet, ansible, tmp_path, changes, message):
+    fleet.add([HostSpec(name="untouched", version="7.0.26")])
+    before = host_files(fleet, "untouched")
+    run = ansible("apply_manifest.yml", fleet.write_inventory(), extravars={"fp_manifest": demo_manifest(fleet, tmp_path, **changes)})
+    assert run.returncode == 2
+    msg = run.results("Apply the patch from its manifest")["untouched"]["msg"]
+    assert msg.startswith("fleetpatch.rollout.apply: ") and message in msg, msg
+    assert host_files(fleet, "untouched") == before
