@@ -8,7 +8,7 @@ Documented once, in the doc fragment ``fleetpatch.rollout.service``.
 
 from __future__ import annotations
 
-__all__ = ["SERVICE_ARGSPEC", "PATCH_CLASSES", "missing_options"]
+__all__ = ["SERVICE_ARGSPEC", "SERVICE_REQUIRED_IF", "PATCH_CLASSES", "missing_options"]
 
 PATCH_CLASSES = ("hot", "restart")
 
@@ -24,6 +24,8 @@ SERVICE_ARGSPEC = {
     "version_key": {"type": "str", "default": "version", "no_log": False},
     "confirm_timeout": {"type": "int", "default": 30},
 }
+
+SERVICE_REQUIRED_IF = [("patch_class", "hot", ("reload_command",)), ("patch_class", "restart", ("restart_command",))]
 
 
 def missing_options(params, names):

@@ -141,9 +141,8 @@ interrupted:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._apply import apply_patch
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._argspec import SERVICE_ARGSPEC, missing_options
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._host import ModuleHost
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._argspec import SERVICE_ARGSPEC, SERVICE_REQUIRED_IF
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._runner import run_operation
 
 
 def main():
@@ -160,20 +159,11 @@ def main():
             "artifact_path": {"type": "path"},
             "compatible_with": {"type": "str"},
         },
-        required_if=[("patch_class", "hot", ("reload_command",)), ("patch_class", "restart", ("restart_command",))],
+        required_if=SERVICE_REQUIRED_IF,
         required_by={"signature": ("allowed_signers", "signer")},
         supports_check_mode=True,
     )
-    problem = missing_options(module.params, ("component", "patch_id", "version", "artifact_sha256", "version_url"))
-    if problem:
-        module.fail_json(msg=problem)
-    try:
-        result = apply_patch(module.params, ModuleHost(module), module.check_mode)
-    except PatchError as exc:
-        module.fail_json(msg=str(exc), **exc.details)
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    run_operation(module, apply_patch, ("component", "patch_id", "version", "artifact_sha256", "version_url"))
 
 
 if __name__ == "__main__":

@@ -90,9 +90,8 @@ interrupted:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._apply import rollback_patch
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._argspec import SERVICE_ARGSPEC, missing_options
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._host import ModuleHost
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._argspec import SERVICE_ARGSPEC, SERVICE_REQUIRED_IF
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._runner import run_operation
 
 
 def main():
@@ -102,19 +101,10 @@ def main():
             "to": {"type": "str", "default": "previous"},
             "patch_id": {"type": "str"},
         },
-        required_if=[("patch_class", "hot", ("reload_command",)), ("patch_class", "restart", ("restart_command",))],
+        required_if=SERVICE_REQUIRED_IF,
         supports_check_mode=True,
     )
-    problem = missing_options(module.params, ("component", "version_url"))
-    if problem:
-        module.fail_json(msg=problem)
-    try:
-        result = rollback_patch(module.params, ModuleHost(module), module.check_mode)
-    except PatchError as exc:
-        module.fail_json(msg=str(exc), **exc.details)
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    run_operation(module, rollback_patch, ("component", "version_url"))
 
 
 if __name__ == "__main__":

@@ -28,13 +28,14 @@ a manifest could then name their own key.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import re
 import shutil
 import subprocess
 import tarfile
 import zlib
+
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._release import sha256_file
 
 __all__ = ["ArtifactError", "verify_artifact"]
 
@@ -45,15 +46,6 @@ _SSH_KEYGEN_TIMEOUT = 60
 
 class ArtifactError(ValueError):
     """An artifact fleetpatch must not install; the message names the file and what is wrong with it."""
-
-
-def _sha256(path):
-    """Hex sha256 of the file at ``path``."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _unsafe_member(member):
@@ -145,7 +137,7 @@ def verify_artifact(path, sha256, *, signature=None, allowed_signers=None, ident
     if size == 0:
         raise ArtifactError(f"artifact {path} is empty")
     problems = []
-    actual = _sha256(path)
+    actual = sha256_file(path)
     if actual != expected:
         problems.append(f"artifact {path}: sha256 mismatch: expected {expected}, actual {actual}")
     archive = _archive_problem(path)

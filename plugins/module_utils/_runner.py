@@ -1,0 +1,31 @@
+# Copyright (c) fleetpatch contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one way fleetpatch's state-changing modules talk to Ansible.
+
+PRIVATE to the fleetpatch.rollout collection: no compatibility promise to code outside it.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._argspec import missing_options
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._host import ModuleHost
+
+__all__ = ["run_operation"]
+
+
+def run_operation(module, operation, required):
+    """Check the ``required`` options, run ``operation(params, host, check_mode)``, and end the module with its result.
+
+    A :class:`PatchError` becomes ``fail_json`` with its details; the diff is returned only with ``--diff``.
+    """
+    problem = missing_options(module.params, required)
+    if problem:
+        module.fail_json(msg=problem)
+    try:
+        result = operation(module.params, ModuleHost(module), module.check_mode)
+    except PatchError as exc:
+        module.fail_json(msg=str(exc), **exc.details)
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)
