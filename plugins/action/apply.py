@@ -28,6 +28,8 @@ class ActionModule(ActionBase):
         except ManifestError as exc:
             raise AnsibleActionFail(f"{MODULE}: {exc}") from None
         source = args.get("artifact")
+        if args.get("signature") and not source:
+            raise AnsibleActionFail(f"{MODULE}: a signature is checked on the controller's copy of the artifact: give artifact, not only artifact_url")
         if source:
             try:
                 verify_artifact(
@@ -40,7 +42,7 @@ class ActionModule(ActionBase):
             outcome = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
             if outcome.get("needs_artifact"):
                 if not source:
-                    raise AnsibleActionFail(f"{MODULE}: the host does not have release {args.get('version')} and no artifact was given")
+                    raise AnsibleActionFail(f"{MODULE}: the host does not have release {args.get('version')} and neither artifact nor artifact_url was given")
                 tmpdir = self._connection._shell.tmpdir or self._make_tmp_path()
                 remote = self._connection._shell.join_path(tmpdir, "artifact.tar.gz")
                 self._transfer_file(source, remote)

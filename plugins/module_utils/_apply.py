@@ -39,6 +39,7 @@ __all__ = ["STEPS", "apply_patch", "rollback_patch"]
 
 STEPS = ("journaled", "unpacked", "switched", "activated", "confirmed")
 CRASH_ENV = "FLEETPATCH_CRASH_AT"
+DOWNLOAD_TIMEOUT = 120  # seconds without progress before a download from artifact_url is given up
 
 
 def _crash_point(step):
@@ -90,7 +91,9 @@ def _recover(state, params, service):
             f"an interrupted {journal.get('op')} of {journal.get('patch')} cannot be reverted: its starting release {source!r} is not installed",
             interrupted=journal,
         )
-    for leftover in glob.glob(os.path.join(install_dir, "releases", ".staging-*")) + glob.glob(os.path.join(install_dir, ".current-*")):
+    leftovers = [os.path.join(install_dir, "releases", ".staging-*"), os.path.join(install_dir, "releases", ".download-*"),
+                 os.path.join(install_dir, ".current-*")]
+    for leftover in [path for pattern in leftovers for path in glob.glob(pattern)]:
         if os.path.isdir(leftover) and not os.path.islink(leftover):
             shutil.rmtree(leftover, ignore_errors=True)
         else:
@@ -159,10 +162,26 @@ def apply_patch(params, host, check_mode):
     needs_unpack = not release_complete(params["install_dir"], target)
     if check_mode:
         return result
+    downloaded = None
     if needs_unpack and not params["artifact_path"]:
-        result["needs_artifact"] = True
-        return result
+        if not params["artifact_url"]:
+            result["needs_artifact"] = True
+            return result
+        downloaded = os.path.join(params["install_dir"], "releases", f".download-{os.getpid()}")
+        os.makedirs(os.path.dirname(downloaded), mode=0o755, exist_ok=True)
+        host.download(params["artifact_url"], downloaded, DOWNLOAD_TIMEOUT)
+        params = dict(params, artifact_path=downloaded)
+    try:
+        return _switch_to(state, params, service, current, result)
+    finally:
+        if downloaded and os.path.exists(downloaded):
+            os.unlink(downloaded)
 
+
+def _switch_to(state, params, service, current, result):
+    """The journaled part of an apply: unpack when needed, switch, activate, confirm, record."""
+    target = params["version"]
+    needs_unpack = not release_complete(params["install_dir"], target)
     state["journal"] = {
         "op": "apply", "patch": params["patch_id"], "component": params["component"], "class": params["patch_class"],
         "from": current, "to": target, "step": None, "started": utc_now(),

@@ -2,6 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What fleetpatch's host-side logic needs from Ansible on the host: run a command, GET a URL, find a tool.
 
+It also downloads a file (an artifact the host fetches from its URL itself).
+
 PRIVATE to the fleetpatch.rollout collection: no compatibility promise to code outside it.
 
 The logic in the other ``module_utils`` files takes a ``host`` object with these three methods instead of an
@@ -9,6 +11,9 @@ The logic in the other ``module_utils`` files takes a ``host`` object with these
 """
 
 from __future__ import annotations
+
+import os
+import shutil
 
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.urls import open_url
@@ -43,4 +48,20 @@ class ModuleHost:
             finally:
                 response.close()
         except Exception as exc:  # open_url raises URLError, HTTPError, socket and SSL errors alike
+            raise PatchError(f"GET {url} failed: {getattr(exc, 'reason', exc)}", url=url) from None
+
+    def download(self, url, path, timeout):
+        """Save the body of ``GET url`` to ``path``; :class:`PatchError` on any failure (``path`` then removed)."""
+        try:
+            response = open_url(url, timeout=timeout, follow_redirects="safe")
+            try:
+                with open(path, "wb") as handle:
+                    shutil.copyfileobj(response, handle, MAX_BODY)
+            finally:
+                response.close()
+        except Exception as exc:  # same family of errors as get()
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
             raise PatchError(f"GET {url} failed: {getattr(exc, 'reason', exc)}", url=url) from None

@@ -21,7 +21,7 @@ description:
     and the task fails.
   - The artifact is checked on the controller (sha256, and the signature when O(signature) is set) before
     anything happens, copied to the host only when the host does not have the release yet, and checked there
-    again (sha256) before it is unpacked.
+    again (sha256) before it is unpacked. With O(artifact_url) instead, the host downloads it and checks it.
   - Refuses to downgrade, and refuses when the installed version is outside O(compatible_with).
 author:
   - fleetpatch maintainers (@fleetpatch)
@@ -67,6 +67,12 @@ options:
   signer:
     description:
       - Identity the signature must belong to. Required with O(signature).
+    type: str
+  artifact_url:
+    description:
+      - URL the host downloads the artifact from itself, when it does not have the release yet and no
+        O(artifact) is given. The download is checked against O(artifact_sha256) on the host before it is
+        unpacked; a signature cannot be checked this way.
     type: str
   artifact_path:
     description:
@@ -156,6 +162,7 @@ def main():
             "signature": {"type": "path"},
             "allowed_signers": {"type": "path"},
             "signer": {"type": "str"},
+            "artifact_url": {"type": "str"},
             "artifact_path": {"type": "path"},
             "compatible_with": {"type": "str"},
         },

@@ -362,6 +362,7 @@ def module_args(manifest, operation="apply"):
         args.update({
             "version": manifest["fixed_version"],
             "artifact": artifact.get("path"),
+            "artifact_url": artifact.get("url"),
             "artifact_sha256": artifact["sha256"],
             "signature": artifact.get("signature"),
             "signer": artifact.get("signer"),

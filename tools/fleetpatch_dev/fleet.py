@@ -387,6 +387,11 @@ class Fleet:
         """The upper layer of a host's files: ``host_root(name) / "srv/fpdemo"`` is its ``/srv/fpdemo``."""
         return self.host_dir(name) / "upper"
 
+    @property
+    def gateway(self) -> str:
+        """The controller's own address on the fleet's bridge: what the hosts reach the controller at."""
+        return str(ipaddress.ip_network(self.state["subnet"])[1])
+
     def address(self, name: str) -> str:
         """The host's IP address."""
         return self._host(name)["address"]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from fleetpatch_dev import probe, signing
-from fleetpatch_dev.fleet import HostSpec
+from fleetpatch_dev.fleet import HostSpec, wait_port
 
 pytestmark = pytest.mark.fleet
 
@@ -257,3 +260,44 @@ def test_a_bad_manifest_fails_before_any_host_changes(fleet, ansible, tmp_path, 
     msg = run.results("Apply the patch from its manifest")["untouched"]["msg"]
     assert msg.startswith("fleetpatch.rollout.apply: ") and message in msg, msg
     assert host_files(fleet, "untouched") == before
+
+
+@pytest.fixture
+def artifact_server(fleet):
+    """An HTTP server (its own process) on the controller's side of the fleet bridge, serving the fleet's artifacts."""
+    with socket.socket() as probe_socket:
+        probe_socket.bind((fleet.gateway, 0))
+        port = probe_socket.getsockname()[1]
+    argv = [sys.executable, "-m", "http.server", "--bind", fleet.gateway, "--directory", str(fleet.artifact_dir), str(port)]
+    with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as server:
+        try:
+            assert wait_port(fleet.gateway, port, 10), "the artifact server did not start"
+            yield f"http://{fleet.gateway}:{port}"
+        finally:
+            server.terminate()
+
+
+def test_the_host_fetches_the_artifact_from_its_url(fleet, ansible, artifact_server):
+    fleet.add([HostSpec(name="fetcher", version="7.0.26")])
+    inventory = fleet.write_inventory()
+    url = f"{artifact_server}/fpdemo-7.0.28.tar.gz"
+    variables = {"fp_version": "7.0.28", "fp_sha256": sha256(fleet, "7.0.28"), "fp_artifact_url": url}
+    run = ansible("apply.yml", inventory, extravars=variables)
+    assert run.returncode == 0, run.stdout
+    assert "transferred" not in run.results("Apply the patch")["fetcher"]
+    assert fleet.service_version("fetcher") == "7.0.28"
+    assert fleet.ssh("fetcher", "ls -A /srv/fpdemo/releases").stdout.split() == ["7.0.26", "7.0.28"]
+
+    fleet.ssh("fetcher", "rm -rf /srv/fpdemo/releases/7.0.28 && ln -sfn releases/7.0.26 /srv/fpdemo/current")
+    before = host_files(fleet, "fetcher")
+    wrong = ansible("apply.yml", inventory, extravars={**variables, "fp_sha256": "1" * 64})
+    assert wrong.returncode == 2
+    assert "expected " + "1" * 64 in wrong.results("Apply the patch")["fetcher"]["msg"]
+    missing = ansible("apply.yml", inventory, extravars={**variables, "fp_artifact_url": f"{artifact_server}/nothing.tar.gz"})
+    assert missing.results("Apply the patch")["fetcher"]["msg"] == f"GET {artifact_server}/nothing.tar.gz failed: File not found"
+    unverifiable = ansible("apply.yml", inventory, extravars={**variables, "fp_signature": "/nonexistent.sig",
+                                                              "fp_allowed_signers": "/nonexistent", "fp_signer": "someone"})
+    assert unverifiable.results("Apply the patch")["fetcher"]["msg"] == (
+        "fleetpatch.rollout.apply: a signature is checked on the controller's copy of the artifact: give artifact, not only artifact_url"
+    )
+    assert host_files(fleet, "fetcher") == before
