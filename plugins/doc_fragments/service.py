@@ -46,9 +46,18 @@ options:
   reload_command:
     description:
       - Command (argv, no shell) that makes the service reload the release C(current) points to.
-      - Required with O(patch_class=hot).
+      - With O(patch_class=hot), this or O(reload_signal) is required.
     type: list
     elements: str
+  reload_signal:
+    description:
+      - Signal (V(HUP), V(SIGUSR2), ...) sent to the process whose id is in O(pid_file) to make the service
+        reload, instead of O(reload_command).
+    type: str
+  pid_file:
+    description:
+      - File holding the process id O(reload_signal) goes to. Required with O(reload_signal).
+    type: path
   restart_command:
     description:
       - Command (argv, no shell) that restarts the service.

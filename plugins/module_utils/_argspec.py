@@ -19,13 +19,19 @@ SERVICE_ARGSPEC = {
     "state_file": {"type": "path", "default": "/var/lib/fleetpatch/state.json"},
     "patch_class": {"type": "str", "choices": list(PATCH_CLASSES), "default": "hot", "aliases": ["class"]},
     "reload_command": {"type": "list", "elements": "str"},
+    "reload_signal": {"type": "str"},
+    "pid_file": {"type": "path"},
     "restart_command": {"type": "list", "elements": "str"},
     "version_url": {"type": "str"},
     "version_key": {"type": "str", "default": "version", "no_log": False},
     "confirm_timeout": {"type": "int", "default": 30},
 }
 
-SERVICE_REQUIRED_IF = [("patch_class", "hot", ("reload_command",)), ("patch_class", "restart", ("restart_command",))]
+SERVICE_REQUIRED_IF = [
+    ("patch_class", "hot", ("reload_command", "reload_signal"), True),
+    ("patch_class", "restart", ("restart_command",)),
+    ("reload_signal", None, ("pid_file",)),
+]
 
 
 def missing_options(params, names):

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import tarfile
 import time
 
@@ -164,10 +165,25 @@ class Service:
 
     def activate(self, patch_class):
         """Make the service run what ``current`` points to: a reload for a hot patch, a restart otherwise."""
-        if patch_class == "hot":
-            self._run("reload_command", self._params["reload_command"])
-        else:
+        if patch_class != "hot":
             self._run("restart_command", self._params["restart_command"])
+        elif self._params.get("reload_signal"):
+            self._signal(self._params["reload_signal"], self._params["pid_file"])
+        else:
+            self._run("reload_command", self._params["reload_command"])
+
+    @staticmethod
+    def _signal(name, pid_file):
+        """Send the signal ``name`` (HUP or SIGHUP) to the process whose id ``pid_file`` holds."""
+        number = getattr(signal, name if name.startswith("SIG") else f"SIG{name}", None)
+        if not isinstance(number, signal.Signals):
+            raise PatchError(f"reload_signal {name!r} is not a signal name such as HUP")
+        try:
+            with open(pid_file, encoding="utf-8") as handle:
+                pid = int(handle.read().strip())
+            os.kill(pid, number)
+        except (OSError, ValueError) as exc:
+            raise PatchError(f"cannot send {number.name} to the process in {pid_file}: {exc}") from None
 
     def running_version(self):
         """The version the service answers on its version URL, or None when it does not answer."""

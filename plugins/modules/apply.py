@@ -167,6 +167,7 @@ def main():
             "compatible_with": {"type": "str"},
         },
         required_if=SERVICE_REQUIRED_IF,
+        mutually_exclusive=[("reload_command", "reload_signal")],
         required_by={"signature": ("allowed_signers", "signer")},
         supports_check_mode=True,
     )

@@ -102,6 +102,7 @@ def main():
             "patch_id": {"type": "str"},
         },
         required_if=SERVICE_REQUIRED_IF,
+        mutually_exclusive=[("reload_command", "reload_signal")],
         supports_check_mode=True,
     )
     run_operation(module, rollback_patch, ("component", "version_url"))

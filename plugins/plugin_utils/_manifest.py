@@ -344,15 +344,13 @@ def module_args(manifest, operation="apply"):
     Explicit task arguments win over these: the action plugins merge them on top.
     """
     reload = manifest.get("reload") or {}
-    if manifest["class"] == "hot" and not reload.get("command"):
-        raise ManifestError(manifest.get("id", "<manifest>"), [
-            ("reload", f"fleetpatch.rollout.{operation} reloads with reload.command; reload.signal alone is not supported yet"),
-        ])
     args = {
         "patch_id": manifest["id"],
         "component": manifest["component"],
         "patch_class": manifest["class"],
         "reload_command": reload.get("command"),
+        "reload_signal": reload.get("signal"),
+        "pid_file": reload.get("pid_file"),
         "restart_command": reload.get("restart_command"),
         "install_dir": manifest.get("install_dir"),
         "version_url": manifest.get("version_url"),

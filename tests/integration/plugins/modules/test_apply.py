@@ -301,3 +301,12 @@ def test_the_host_fetches_the_artifact_from_its_url(fleet, ansible, artifact_ser
         "fleetpatch.rollout.apply: a signature is checked on the controller's copy of the artifact: give artifact, not only artifact_url"
     )
     assert host_files(fleet, "fetcher") == before
+
+
+def test_a_hot_patch_by_signal_to_the_pid_file(fleet, ansible):
+    fleet.add([HostSpec(name="hup", version="7.0.26")])
+    pid = fleet.ssh("hup", "cat /run/fpdemo/fpdemo.pid").stdout.strip()
+    run = ansible("apply.yml", fleet.write_inventory(), extravars=patch_vars(fleet, fp_reload_signal="HUP"))
+    assert run.returncode == 0, run.stdout
+    assert fleet.service_version("hup") == "7.0.28"
+    assert fleet.ssh("hup", "cat /run/fpdemo/fpdemo.pid").stdout.strip() == pid  # reloaded in place, not restarted

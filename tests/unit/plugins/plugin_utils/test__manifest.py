@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 from fleetpatch_dev import ansible_env, artifacts
 
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._manifest import (
-    SCHEMA, ManifestError, field_reference, load_manifest, parse_duration, validate_manifest,
+    SCHEMA, ManifestError, field_reference, load_manifest, module_args, parse_duration, task_args, validate_manifest,
 )
 
 REPO = Path(__file__).resolve().parents[4]
@@ -223,8 +223,11 @@ def test_validate_does_not_change_its_input():
         ({"notify.recipients": "ops@example.com"}, "notify.recipients: 'ops@example.com' is not of type 'array'"),
         ({"notify.channel": "mail"}, "notify.channel: unknown field (value 'mail')"),
         # reload
-        ({"reload.signal": "HUP"}, "reload: give signal or command, not both"),
-        ({"reload.command": DELETE, "reload.signal": "hup"}, "reload.signal: 'hup' does not match '^(SIG)?[A-Z][A-Z0-9]*$'"),
+        ({"reload.signal": "HUP", "reload.pid_file": "/run/fpdemo/fpdemo.pid"}, "reload: give signal or command, not both"),
+        ({"reload.command": DELETE, "reload.signal": "hup", "reload.pid_file": "/run/x.pid"}, "reload.signal: 'hup' does not match '^(SIG)?[A-Z][A-Z0-9]*$'"),
+        ({"reload.command": DELETE, "reload.signal": "HUP"},
+         "reload.pid_file: required with signal: the file holding the process id the signal goes to"),
+        ({"reload.command": DELETE, "reload.signal": "HUP", "reload.pid_file": "run/x.pid"}, "reload.pid_file: 'run/x.pid' does not match '^/'"),
         ({"reload.command": []}, "reload.command: must not be empty, got []"),
         ({"reload.command": "fpdemoctl.py reload"}, "reload.command: 'fpdemoctl.py reload' is not of type 'array'"),
         ({"reload.command": DELETE}, "reload: a hot patch needs signal or command to make the service reload"),
@@ -251,7 +254,7 @@ def test_invalid_field(changes, expected):
         {"urgency": "routine", "notify": DELETE},
         {"urgency": "emergency", "notify": DELETE},
         {"reload": DELETE},
-        {"reload.command": DELETE, "reload.signal": "SIGHUP"},
+        {"reload.command": DELETE, "reload.signal": "SIGHUP", "reload.pid_file": "/run/fpdemo/fpdemo.pid"},
         {"class": "restart"},
         {"rollback.to": "7.0.27"},
         {"artifact.path": DELETE, "artifact.url": "https://example.com/fpdemo-7.0.28.tar.gz"},
@@ -445,3 +448,38 @@ def test_without_jsonschema_the_module_loads_and_says_what_is_missing():
     assert result.stdout == (
         "m.yml: cannot check the manifest: the Python library jsonschema is missing on the controller (pip install 'jsonschema>=4.18')\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("changes", "operation", "expected"),
+    [
+        ({}, "apply", {
+            "patch_id": "FP-2025-14847", "component": "fpdemo", "patch_class": "hot",
+            "reload_command": ["/usr/bin/python3", "/srv/fpdemo/bin/fpdemoctl.py", "reload"],
+            "restart_command": ["/usr/bin/python3", "/srv/fpdemo/bin/fpdemoctl.py", "restart"],
+            "install_dir": "/srv/fpdemo", "version_url": "http://127.0.0.1:8080/version", "version": "7.0.28",
+            "artifact_sha256": "13012d344734a7181aa57c1ca6bfb110cf53d1ce09ff928832a48f3de68596e9",
+            "compatible_with": ">=7.0.26,<7.1",
+        }),
+        ({"reload.command": DELETE, "reload.signal": "HUP", "reload.pid_file": "/run/fpdemo/fpdemo.pid"}, "rollback", {
+            "patch_id": "FP-2025-14847", "component": "fpdemo", "patch_class": "hot", "reload_signal": "HUP",
+            "pid_file": "/run/fpdemo/fpdemo.pid", "restart_command": ["/usr/bin/python3", "/srv/fpdemo/bin/fpdemoctl.py", "restart"],
+            "install_dir": "/srv/fpdemo", "version_url": "http://127.0.0.1:8080/version",
+        }),
+        ({"artifact.path": DELETE, "artifact.url": "https://example.com/a.tar.gz"}, "apply", {"artifact_url": "https://example.com/a.tar.gz"}),
+    ],
+)
+def test_module_args_from_a_manifest(changes, operation, expected):
+    args = module_args(validate_manifest(changed(demo_data(), changes)), operation)
+    if "artifact_url" in expected:
+        assert args["artifact_url"] == expected["artifact_url"] and "artifact" not in args
+    else:
+        args.pop("artifact", None)
+        assert args == expected
+
+
+def test_task_args_fill_in_under_the_task():
+    assert task_args({"component": "x"}, "apply") == {"component": "x"}
+    filled = task_args({"manifest": str(DEMO), "confirm_timeout": 5, "component": "other"}, "rollback")
+    assert filled["component"] == "other" and filled["confirm_timeout"] == 5 and filled["patch_id"] == "FP-2025-14847"
+    assert "manifest" not in filled
