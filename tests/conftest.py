@@ -1,16 +1,26 @@
-"""Fixtures shared by every test: the test fleet and real ansible-playbook runs against it."""
+"""Fixtures shared by every test: the test fleet, real ansible-playbook runs against it, and local fpdemo hosts.
+
+The fpdemo fixtures (``fpdemo_artifacts``, ``fpdemo_host``) build the demo service's artifacts and install and start
+it in a temporary directory on 127.0.0.1: the tools tests and the module_utils unit tests both use them.
+"""
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
+import socket
+import struct
+import subprocess
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import ansible_runner
 import pytest
 
-from fleetpatch_dev import ansible_env
+from fleetpatch_dev import ansible_env, artifacts
 from fleetpatch_dev.fleet import Fleet
 
 # Unit tests import the collection as ansible_collections.fleetpatch.rollout, from this checkout.
@@ -92,3 +102,96 @@ def ansible(tmp_path_factory):
     play.env = env
     yield play
     ansible_env.close_connections(env)
+
+
+# The managed hosts run the service with the system Python (3.11 on Debian); use it too when there is one.
+HOST_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class FpdemoHost:
+    """One fpdemo installation under a temporary directory (the host's paths, not a chroot), on 127.0.0.1."""
+
+    def __init__(self, base: Path, built: dict[str, artifacts.Artifact]) -> None:
+        self.base = base
+        self.built = built
+        self.port = free_port()
+        self.install_dir = base / "srv" / "fpdemo"
+        self.config_path = base / "etc" / "fpdemo" / "fpdemo.json"
+        self.flags_file = base / "etc" / "fpdemo" / "flags.json"
+        self.pid_file = base / "run" / "fpdemo" / "fpdemo.pid"
+        self.log_file = base / "log" / "fpdemo" / "fpdemo.log"
+
+    def install(self, version: str, activate: bool = True) -> None:
+        """Install a built release, as the test fleet seeds a host."""
+        settings = {"bind": "127.0.0.1", "pid_file": str(self.pid_file), "log_file": str(self.log_file)}
+        artifacts.install(
+            "/", self.built[version].path, install_dir=str(self.install_dir), port=self.port,
+            config_path=str(self.config_path), activate=activate, settings=settings,
+        )
+
+    def switch(self, version: str) -> None:
+        """Point ``current`` at another installed release, atomically."""
+        artifacts.set_current("/", version, install_dir=str(self.install_dir))
+
+    def ctl(self, command: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run ``fpdemoctl.py --config ... command`` with the host's Python."""
+        result = subprocess.run(
+            [HOST_PYTHON, str(self.install_dir / "bin" / "fpdemoctl.py"), "--config", str(self.config_path), command],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"fpdemoctl {command} exited {result.returncode}: {result.stdout}{result.stderr}")
+        return result
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        """One request on a fresh TCP connection; return status and body."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            connection.request(method, path, body)
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    def get(self, path: str) -> tuple[int, dict]:
+        """GET a JSON endpoint."""
+        status, body = self.request("GET", path)
+        return status, json.loads(body)
+
+    def echo(self, declared: int, payload: bytes) -> tuple[int, bytes]:
+        """POST ``payload`` to ``/v1/echo`` claiming it decompresses to ``declared`` bytes."""
+        return self.request("POST", "/v1/echo", struct.pack(">I", declared) + zlib.compress(payload))
+
+    def write_flags(self, text: str) -> None:
+        """Replace the flags file."""
+        self.flags_file.write_text(text, encoding="utf-8")
+
+    def pid(self) -> int:
+        """The PID in the PID file."""
+        return int(self.pid_file.read_text(encoding="utf-8"))
+
+    def log(self) -> str:
+        """The service log so far."""
+        return self.log_file.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def fpdemo_artifacts(tmp_path_factory) -> dict[str, artifacts.Artifact]:
+    """Every catalogue release, built once per session."""
+    return {artifact.version: artifact for artifact in artifacts.build_all(tmp_path_factory.mktemp("fpdemo-artifacts"))}
+
+
+@pytest.fixture
+def fpdemo_host(tmp_path, fpdemo_artifacts):
+    """An empty fpdemo host; whatever it runs is stopped afterwards."""
+    host = FpdemoHost(tmp_path, fpdemo_artifacts)
+    yield host
+    if (host.install_dir / "bin" / "fpdemoctl.py").exists():
+        host.ctl("stop", check=False)

@@ -1,0 +1,629 @@
+"""apply_patch and rollback_patch against a real fpdemo service on 127.0.0.1, installed in a temporary directory.
+
+No SSH and no mocks: the ``host`` fixture runs the reload and restart commands (fpdemoctl) with subprocess and
+asks the service's ``/version`` with the real ``open_url``; ``fpdemo_host`` installs built artifacts and stops
+whatever it started. FLEETPATCH_CRASH_AT is not used here (it SIGKILLs the process): the integration tests cover it.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import re
+import sys
+import threading
+
+import pytest
+
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._apply import STEPS, apply_patch, rollback_patch
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import empty_state, save_state
+
+# The same interpreter fpdemo_host runs fpdemoctl with.
+HOST_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+PATCH = "FP-2025-14847"
+STARTED = "2026-01-01T00:00:00Z"
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+FAILING = [HOST_PYTHON, "-c", "import sys; sys.exit('no luck')"]
+
+
+# --- building params and hosts -------------------------------------------------------------------------------------
+
+
+def ctl(fp, command):
+    """The fpdemoctl command line of this installation."""
+    return [HOST_PYTHON, str(fp.install_dir / "bin" / "fpdemoctl.py"), "--config", str(fp.config_path), command]
+
+
+def service_params(fp, **changes):
+    """The SERVICE_ARGSPEC options for the fpdemo installation ``fp``."""
+    params = {
+        "manifest": None,
+        "component": "fpdemo",
+        "install_dir": str(fp.install_dir),
+        "state_file": str(fp.base / "lib" / "fleetpatch" / "state.json"),
+        "patch_class": "hot",
+        "reload_command": ctl(fp, "reload"),
+        "restart_command": ctl(fp, "restart"),
+        "version_url": f"http://127.0.0.1:{fp.port}/version",
+        "version_key": "version",
+        "confirm_timeout": 10,
+    }
+    params.update(changes)
+    return params
+
+
+def apply_params(fp, version="7.0.28", with_artifact=True, **changes):
+    """apply_patch's params: install ``version`` from its built artifact (copied to the host when ``with_artifact``)."""
+    built = fp.built.get(version) or fp.built["7.0.28"]
+    params = service_params(
+        fp, patch_id=PATCH, version=version, artifact=str(built.path), artifact_sha256=built.sha256, signature=None,
+        allowed_signers=None, signer=None, artifact_url=None, artifact_path=str(built.path) if with_artifact else None,
+        compatible_with=">=7.0.0,<9",
+    )
+    params.update(changes)
+    return params
+
+
+def rollback_params(fp, to="previous", **changes):
+    """rollback_patch's params."""
+    params = service_params(fp, to=to, patch_id=PATCH)
+    params.update(changes)
+    return params
+
+
+def prepare(fp, *versions, current=None, start=True):
+    """Install ``versions`` (the first one linked as current), link ``current`` if given, start the service."""
+    fp.install(versions[0])
+    for version in versions[1:]:
+        fp.install(version, activate=False)
+    if current:
+        fp.switch(current)
+    if start:
+        fp.ctl("start")
+    return fp
+
+
+# --- observing the host --------------------------------------------------------------------------------------------
+
+
+def answers(fp):
+    """What the service answers on /version, or None when nothing listens."""
+    try:
+        status, body = fp.get("/version")
+    except OSError:
+        return None
+    assert status == 200
+    return body["version"]
+
+
+def linked(fp):
+    """Where ``current`` points."""
+    return os.readlink(fp.install_dir / "current")
+
+
+def releases(fp):
+    """Every entry of releases/, dot-names included."""
+    return sorted(os.listdir(fp.install_dir / "releases"))
+
+
+def leftovers(fp):
+    """Temporaries an apply leaves while it runs: staging and download directories, temporary current links."""
+    names = [f"releases/{name}" for name in os.listdir(fp.install_dir / "releases") if name.startswith((".staging-", ".download-"))]
+    return sorted(names + [name for name in os.listdir(fp.install_dir) if name.startswith(".current-")])
+
+
+def read_state(params):
+    """The state file as JSON, or None when there is none."""
+    try:
+        with open(params["state_file"], encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return None
+
+
+def state_bytes(params):
+    """The state file's raw content, or None when there is none."""
+    try:
+        with open(params["state_file"], "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def stamped(entries):
+    """``entries`` with their timestamp ``at`` checked and removed."""
+    for entry in entries:
+        assert TIMESTAMP.match(entry.pop("at")), entry
+    return entries
+
+
+def applied_state(to="7.0.28", previous="7.0.26"):
+    """The state after one successful apply of ``PATCH`` (timestamps removed)."""
+    state = empty_state()
+    state["components"] = {"fpdemo": {"version": to, "previous": previous}}
+    state["applied"] = [{"patch": PATCH, "component": "fpdemo", "version": to, "from": previous}]
+    return state
+
+
+def assert_state(params, expected):
+    """The state file holds ``expected``, once the timestamps of its records are checked and removed."""
+    state = read_state(params)
+    stamped(state["applied"])
+    stamped(state["rollbacks"])
+    assert state == expected
+
+
+def diff(before, after):
+    return {"before": {"current": before}, "after": {"current": after}}
+
+
+def apply_result(previous="7.0.26", version="7.0.28", changed=True, **extra):
+    result = {"changed": changed, "patch": PATCH, "component": "fpdemo", "version": version, "previous": previous,
+              "diff": diff(previous, version)}
+    result.update(extra)
+    return result
+
+
+def journal(step, op="apply", source="7.0.26", target="7.0.28", patch_class="hot"):
+    return {"op": op, "patch": PATCH, "component": "fpdemo", "class": patch_class, "from": source, "to": target, "step": step,
+            "started": STARTED}
+
+
+def write_journal(params, entry, base=None):
+    state = base or empty_state()
+    state["journal"] = entry
+    save_state(params["state_file"], state)
+
+
+# --- apply ---------------------------------------------------------------------------------------------------------
+
+
+def test_fresh_apply_then_unchanged_rerun(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.26")
+    pid = fp.pid()
+    params = apply_params(fp)
+
+    assert apply_patch(params, host, False) == apply_result()
+    assert_state(params, applied_state())
+    assert linked(fp) == "releases/7.0.28"
+    assert answers(fp) == "7.0.28"
+    assert fp.pid() == pid  # a hot patch: reloaded in place
+    assert releases(fp) == ["7.0.26", "7.0.28"]
+    assert leftovers(fp) == []
+
+    # The second run needs no artifact: the release is there and running.
+    before = state_bytes(params)
+    rerun = apply_params(fp, with_artifact=False)
+    assert apply_patch(rerun, host, False) == apply_result(changed=False, diff=diff("7.0.28", "7.0.28"))
+    assert state_bytes(params) == before
+    assert answers(fp) == "7.0.28"
+
+
+def test_check_mode_reports_the_change_and_changes_nothing(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.26")
+    params = apply_params(fp)
+    assert apply_patch(params, host, True) == apply_result()
+    assert read_state(params) is None
+    assert (linked(fp), answers(fp), releases(fp)) == ("releases/7.0.26", "7.0.26", ["7.0.26"])
+
+
+def test_without_artifact_asks_for_one(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.26")
+    params = apply_params(fp, with_artifact=False)
+    assert apply_patch(params, host, False) == apply_result(needs_artifact=True)
+    assert read_state(params) is None
+    assert (linked(fp), answers(fp), releases(fp)) == ("releases/7.0.26", "7.0.26", ["7.0.26"])
+
+
+def test_without_artifact_when_the_release_is_unpacked_already(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.26", "7.0.28")
+    params = apply_params(fp, with_artifact=False)
+    assert apply_patch(params, host, False) == apply_result()
+    assert_state(params, applied_state())
+    assert (linked(fp), answers(fp)) == ("releases/7.0.28", "7.0.28")
+
+
+@pytest.mark.parametrize(
+    ("installed", "changes", "message"),
+    [
+        pytest.param(["7.0.28"], {"version": "7.0.27"}, "refusing to downgrade fpdemo from 7.0.28 to 7.0.27", id="downgrade"),
+        pytest.param(["7.0.26"], {"compatible_with": ">=7.0.27,<7.1"},
+                     "refusing to patch: fpdemo 7.0.26 is outside compatible_with '>=7.0.27,<7.1'", id="outside-compatible_with"),
+        pytest.param(["7.0.26"], {"compatible_with": ">=7.0.0 ||"},
+                     "compatible_with: version range '>=7.0.0 ||' has an empty alternative", id="empty-alternative"),
+        pytest.param(["7.0.26"], {"compatible_with": "~>7.0"},
+                     "compatible_with: version range '~>7.0': '~>7.0' is not a comparator such as >=7.0.0", id="bad-comparator"),
+        pytest.param(["7.0.26"], {"compatible_with": ">=7.0.x"},
+                     "compatible_with: version range '>=7.0.x': '7.0.x' is not a version (expected dotted numbers such as 7.0.28, optionally -rc1)",
+                     id="bad-range-version"),
+        pytest.param(["7.0.26"], {"version": "7.0.x"},
+                     "version: '7.0.x' is not a version (expected dotted numbers such as 7.0.28, optionally -rc1)", id="bad-version"),
+    ],
+)
+def test_refusals_change_nothing(fpdemo_host, host, installed, changes, message):
+    fp = prepare(fpdemo_host, *installed)
+    params = apply_params(fp, **changes)
+    with pytest.raises(PatchError) as caught:
+        apply_patch(params, host, False)
+    assert str(caught.value) == message
+    assert read_state(params) is None
+    assert (linked(fp), answers(fp), releases(fp)) == (f"releases/{installed[0]}", installed[0], installed)
+
+
+def test_refusal_details(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.28", start=False)
+    with pytest.raises(PatchError) as caught:
+        apply_patch(apply_params(fp, version="7.0.27"), host, False)
+    assert caught.value.details == {"installed": "7.0.28"}
+
+
+def test_nothing_installed(fpdemo_host, host):
+    params = apply_params(fpdemo_host)
+    with pytest.raises(PatchError) as caught:
+        apply_patch(params, host, False)
+    assert str(caught.value) == f"fpdemo is not installed: {fpdemo_host.install_dir}/current does not exist"
+    assert read_state(params) is None
+    assert not fpdemo_host.install_dir.exists()
+
+
+def test_installed_release_with_a_bad_name(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.26", start=False)
+    os.symlink("7.0.26", fp.install_dir / "releases" / "latest")
+    os.unlink(fp.install_dir / "current")
+    os.symlink("releases/latest", fp.install_dir / "current")
+    with pytest.raises(PatchError) as caught:
+        apply_patch(apply_params(fp), host, False)
+    assert str(caught.value) == (f"installed release in {fp.install_dir}/current: 'latest' is not a version "
+                                 "(expected dotted numbers such as 7.0.28, optionally -rc1)")
+
+
+def test_wrong_sha256_is_refused(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.26")
+    bad = "0" * 64
+    params = apply_params(fp, artifact_sha256=bad)
+    with pytest.raises(PatchError) as caught:
+        apply_patch(params, host, False)
+    built = fp.built["7.0.28"]
+    assert str(caught.value) == f"artifact {built.path} has sha256 {built.sha256}, expected {bad}: refusing it"
+    assert caught.value.details == {"expected": bad, "actual": built.sha256}
+    assert (linked(fp), answers(fp), releases(fp), leftovers(fp)) == ("releases/7.0.26", "7.0.26", ["7.0.26"], [])
+
+
+def test_wrong_sha256_leaves_no_journal(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.26", start=False)
+    params = apply_params(fp, artifact_sha256="0" * 64)
+    with pytest.raises(PatchError):
+        apply_patch(params, host, False)
+    state = read_state(params)
+    assert state is None or state["journal"] is None, state["journal"]
+
+
+def test_restart_class_patch(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.27")
+    pid = fp.pid()
+    params = apply_params(fp, version="8.0.17", patch_class="restart")
+    assert apply_patch(params, host, False) == apply_result(previous="7.0.27", version="8.0.17")
+    assert_state(params, applied_state(to="8.0.17", previous="7.0.27"))
+    assert (linked(fp), answers(fp), releases(fp)) == ("releases/8.0.17", "8.0.17", ["7.0.27", "8.0.17"])
+    assert fp.pid() != pid
+
+
+def test_hot_patch_across_abi_is_reverted(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.27")
+    pid = fp.pid()
+    params = apply_params(fp, version="8.0.17", confirm_timeout=2)
+    with pytest.raises(PatchError) as caught:
+        apply_patch(params, host, False)
+    cause = (f"reload_command {params['reload_command']!r} exited 2: fpdemo 7.0.27 still running (pid {pid}): "
+             "reload refused: release 8.0.17 needs a restart (abi 2 != 1)")
+    assert str(caught.value) == (f"fpdemo answered '7.0.27' instead of 8.0.17 after the hot activation ({cause}); "
+                                 "the host was returned to 7.0.27")
+    reverted = caught.value.details["reverted"]
+    assert TIMESTAMP.match(reverted.pop("started"))
+    assert caught.value.details == {
+        "running": "7.0.27",
+        "reverted": {"op": "apply", "patch": PATCH, "component": "fpdemo", "class": "hot", "from": "7.0.27", "to": "8.0.17",
+                     "step": "activated"},
+    }
+    assert read_state(params) == empty_state()
+    assert (linked(fp), answers(fp), fp.pid()) == ("releases/7.0.27", "7.0.27", pid)
+    assert releases(fp) == ["7.0.27", "8.0.17"]  # the unpacked release stays: a later restart-class run reuses it
+    assert leftovers(fp) == []
+
+
+def test_linked_but_not_running_is_activated(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.26", "7.0.28")
+    fp.switch("7.0.28")  # linked, never reloaded
+    params = apply_params(fp, with_artifact=False)
+
+    assert apply_patch(params, host, True) == apply_result(previous="7.0.28", diff=diff("7.0.28", "7.0.28"))
+    assert answers(fp) == "7.0.26"
+
+    assert apply_patch(params, host, False) == apply_result(previous="7.0.28", diff=diff("7.0.28", "7.0.28"))
+    assert (linked(fp), answers(fp)) == ("releases/7.0.28", "7.0.28")
+    assert read_state(params) is None  # no journal and no record: this branch only activates what is linked
+    assert apply_patch(params, host, False)["changed"] is False
+
+
+def test_linked_but_the_service_cannot_be_activated(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.26", "7.0.28", current="7.0.28", start=False)
+    params = apply_params(fp, with_artifact=False, confirm_timeout=1)  # hot: a reload cannot start a stopped service
+    with pytest.raises(PatchError) as caught:
+        apply_patch(params, host, False)
+    assert str(caught.value) == "fpdemo 7.0.28 is installed but the service does not answer 7.0.28"
+    assert caught.value.details == {"running": None}
+    assert answers(fp) is None
+
+
+class ArtifactServer:
+    """The artifacts directory over HTTP on 127.0.0.1, for artifact_url."""
+
+    def __init__(self, directory):
+        handler = functools.partial(QuietHandler, directory=str(directory))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def url(self, name):
+        return f"http://127.0.0.1:{self.server.server_address[1]}/{name}"
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # pylint: disable=arguments-differ
+        pass
+
+
+@pytest.fixture
+def artifact_server(fpdemo_artifacts):
+    served = ArtifactServer(fpdemo_artifacts["7.0.28"].path.parent)
+    served.thread.start()
+    yield served
+    served.server.shutdown()
+    served.server.server_close()
+
+
+def test_artifact_url_is_downloaded_by_the_host(fpdemo_host, host, artifact_server):
+    fp = prepare(fpdemo_host, "7.0.26")
+    params = apply_params(fp, with_artifact=False, artifact_url=artifact_server.url("fpdemo-7.0.28.tar.gz"))
+    assert apply_patch(params, host, False) == apply_result()
+    assert_state(params, applied_state())
+    assert (linked(fp), answers(fp), releases(fp), leftovers(fp)) == ("releases/7.0.28", "7.0.28", ["7.0.26", "7.0.28"], [])
+
+
+def test_artifact_url_that_fails(fpdemo_host, host, artifact_server):
+    fp = prepare(fpdemo_host, "7.0.26")
+    url = artifact_server.url("fpdemo-9.9.9.tar.gz")
+    params = apply_params(fp, with_artifact=False, artifact_url=url)
+    with pytest.raises(PatchError) as caught:
+        apply_patch(params, host, False)
+    assert str(caught.value) == f"GET {url} failed: File not found"
+    assert read_state(params) is None
+    assert (linked(fp), answers(fp), releases(fp)) == ("releases/7.0.26", "7.0.26", ["7.0.26"])
+
+
+# --- recovery of an interrupted apply ------------------------------------------------------------------------------
+
+
+def interrupted_host(fp, step):
+    """The host as an apply 7.0.26 -> 7.0.28 (hot) leaves it when it is killed right after ``step``."""
+    prepare(fp, "7.0.26")
+    if step == "journaled":
+        (fp.install_dir / "releases" / ".staging-7.0.28-4242" / "fpdemo").mkdir(parents=True)  # killed while unpacking
+        return
+    fp.install("7.0.28", activate=False)
+    if step == "unpacked":
+        os.symlink("releases/7.0.28", fp.install_dir / ".current-4242")  # killed while switching
+        return
+    fp.switch("7.0.28")
+    if step in ("activated", "confirmed"):
+        fp.ctl("reload")
+
+
+STEP_LEFTOVERS = {"journaled": ["releases/.staging-7.0.28-4242"], "unpacked": [".current-4242"]}
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_recovery_then_apply(fpdemo_host, host, step):
+    fp = fpdemo_host
+    interrupted_host(fp, step)
+    params = apply_params(fp)
+    write_journal(params, journal(step))
+
+    assert apply_patch(params, host, False) == apply_result(recovered=journal(step))
+    assert_state(params, applied_state())
+    assert (linked(fp), answers(fp), releases(fp), leftovers(fp)) == ("releases/7.0.28", "7.0.28", ["7.0.26", "7.0.28"], [])
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_recovery_in_check_mode_reports_and_changes_nothing(fpdemo_host, host, step):
+    fp = fpdemo_host
+    interrupted_host(fp, step)
+    params = apply_params(fp)
+    write_journal(params, journal(step))
+    before = (state_bytes(params), linked(fp), answers(fp), releases(fp), leftovers(fp))
+
+    result = apply_patch(params, host, True)
+    assert result["changed"] is True
+    assert result["interrupted"] == journal(step)
+    assert "recovered" not in result
+    assert (state_bytes(params), linked(fp), answers(fp), releases(fp), leftovers(fp)) == before
+    assert leftovers(fp) == STEP_LEFTOVERS.get(step, [])
+
+
+def test_recovery_restarts_a_service_that_died(fpdemo_host, host):
+    fp = fpdemo_host
+    interrupted_host(fp, "switched")
+    fp.ctl("stop")
+    params = apply_params(fp, confirm_timeout=1)
+    write_journal(params, journal("switched"))
+    assert apply_patch(params, host, False) == apply_result(recovered=journal("switched"))
+    assert (linked(fp), answers(fp)) == ("releases/7.0.28", "7.0.28")
+
+
+def test_recovery_that_cannot_bring_the_service_back(fpdemo_host, host):
+    fp = fpdemo_host
+    interrupted_host(fp, "switched")
+    fp.ctl("stop")
+    params = apply_params(fp, confirm_timeout=1, restart_command=FAILING)
+    write_journal(params, journal("switched"))
+    with pytest.raises(PatchError) as caught:
+        apply_patch(params, host, False)
+    assert str(caught.value) == "an interrupted apply was reverted to 7.0.26, but the service does not answer 7.0.26"
+    assert caught.value.details == {"interrupted": journal("switched")}
+    assert linked(fp) == "releases/7.0.26"
+    assert read_state(params)["journal"] == journal("switched")  # still there: the next run tries again
+
+
+def test_recovery_without_the_starting_release(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.28")
+    params = apply_params(fp)
+    entry = journal("switched", source="7.0.25")
+    write_journal(params, entry)
+    before = state_bytes(params)
+    with pytest.raises(PatchError) as caught:
+        apply_patch(params, host, False)
+    assert str(caught.value) == f"an interrupted apply of {PATCH} cannot be reverted: its starting release '7.0.25' is not installed"
+    assert caught.value.details == {"interrupted": entry}
+    assert state_bytes(params) == before
+    assert (linked(fp), answers(fp)) == ("releases/7.0.28", "7.0.28")
+
+
+def test_recovery_without_a_starting_release_at_all(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.28", start=False)
+    params = rollback_params(fp)
+    entry = {"op": "rollback", "patch": None, "step": "journaled"}
+    write_journal(params, entry)
+    with pytest.raises(PatchError) as caught:
+        rollback_patch(params, host, False)
+    assert str(caught.value) == "an interrupted rollback of None cannot be reverted: its starting release None is not installed"
+
+
+# --- rollback ------------------------------------------------------------------------------------------------------
+
+
+def rollback_result(previous, version, changed=True, **extra):
+    result = {"changed": changed, "component": "fpdemo", "version": version, "previous": previous, "diff": diff(previous, version)}
+    result.update(extra)
+    return result
+
+
+def rolled_back_state(source, target, base):
+    state = base
+    state["components"] = {"fpdemo": {"version": target, "previous": None, "rolled_back_from": source}}
+    state["rollbacks"] = [{"patch": PATCH, "component": "fpdemo", "from": source, "to": target}]
+    return state
+
+
+def test_rollback_to_previous_after_an_apply(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.26")
+    pid = fp.pid()
+    apply_patch(apply_params(fp), host, False)
+    params = rollback_params(fp)
+
+    before = state_bytes(params)
+    assert rollback_patch(params, host, True) == rollback_result("7.0.28", "7.0.26")
+    assert (state_bytes(params), linked(fp), answers(fp)) == (before, "releases/7.0.28", "7.0.28")
+
+    assert rollback_patch(params, host, False) == rollback_result("7.0.28", "7.0.26")
+    assert_state(params, rolled_back_state("7.0.28", "7.0.26", applied_state()))
+    assert (linked(fp), answers(fp), fp.pid(), leftovers(fp)) == ("releases/7.0.26", "7.0.26", pid, [])
+
+    # Already rolled back: a second run undoes nothing more (it does not go "back" to 7.0.28).
+    before = state_bytes(params)
+    assert rollback_patch(params, host, False) == rollback_result("7.0.28", "7.0.26", changed=False, diff=diff("7.0.26", "7.0.26"))
+    assert (state_bytes(params), linked(fp), answers(fp)) == (before, "releases/7.0.26", "7.0.26")
+
+
+def test_rollback_to_a_named_release(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.26", "7.0.27", "7.0.28", current="7.0.28")
+    params = rollback_params(fp, to="7.0.27")
+    assert rollback_patch(params, host, False) == rollback_result("7.0.28", "7.0.27")
+    assert_state(params, rolled_back_state("7.0.28", "7.0.27", empty_state()))
+    assert (linked(fp), answers(fp)) == ("releases/7.0.27", "7.0.27")
+    assert rollback_patch(params, host, False) == rollback_result("7.0.28", "7.0.27", changed=False, diff=diff("7.0.27", "7.0.27"))
+
+
+def test_rollback_without_a_recorded_previous(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.28", start=False)
+    params = rollback_params(fp)
+    with pytest.raises(PatchError) as caught:
+        rollback_patch(params, host, False)
+    assert str(caught.value) == "no previous release of fpdemo is recorded on this host; name the release with the option to"
+    assert read_state(params) is None
+
+
+def test_rollback_to_a_release_that_is_not_installed(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.26", "7.0.28", current="7.0.28")
+    params = rollback_params(fp, to="7.0.25")
+    for check_mode in (True, False):
+        with pytest.raises(PatchError) as caught:
+            rollback_patch(params, host, check_mode)
+        assert str(caught.value) == f"rollback target fpdemo 7.0.25 is not installed completely in {fp.install_dir}/releases"
+        assert caught.value.details == {"target": "7.0.25"}
+    assert read_state(params) is None
+    assert (linked(fp), answers(fp), releases(fp)) == ("releases/7.0.28", "7.0.28", ["7.0.26", "7.0.28"])
+
+
+def test_hot_rollback_across_abi_falls_back_to_a_restart(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.27", "8.0.17", current="8.0.17")
+    pid = fp.pid()
+    params = rollback_params(fp, to="7.0.27", confirm_timeout=1)
+    assert rollback_patch(params, host, False) == rollback_result("8.0.17", "7.0.27")
+    assert_state(params, rolled_back_state("8.0.17", "7.0.27", empty_state()))
+    assert (linked(fp), answers(fp)) == ("releases/7.0.27", "7.0.27")
+    assert fp.pid() != pid
+
+
+def test_rollback_that_fails_is_reverted(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.27", "8.0.17", current="8.0.17")
+    pid = fp.pid()
+    params = rollback_params(fp, to="7.0.27", patch_class="restart", restart_command=FAILING, confirm_timeout=1)
+    with pytest.raises(PatchError) as caught:
+        rollback_patch(params, host, False)
+    assert str(caught.value) == (f"rollback of fpdemo to 7.0.27 failed: the service does not answer 7.0.27 "
+                                 f"(restart_command {FAILING!r} exited 1: no luck); the host was returned to 8.0.17")
+    assert caught.value.details["reverted"]["step"] == "switched"
+    assert read_state(params) == empty_state()
+    assert (linked(fp), answers(fp), fp.pid()) == ("releases/8.0.17", "8.0.17", pid)
+
+
+def test_interrupted_rollback_is_recovered_and_redone(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.26", "7.0.28", current="7.0.28")
+    params = rollback_params(fp)
+    entry = journal("switched", op="rollback", source="7.0.28", target="7.0.26")
+    base = applied_state()
+    base["applied"][0]["at"] = STARTED
+    write_journal(params, entry, base=base)
+    fp.switch("7.0.26")  # killed after the switch, before the reload
+
+    result = rollback_patch(params, host, False)
+    assert result == rollback_result("7.0.28", "7.0.26", recovered=entry)
+    assert_state(params, rolled_back_state("7.0.28", "7.0.26", applied_state()))
+    assert (linked(fp), answers(fp)) == ("releases/7.0.26", "7.0.26")
+
+
+def rolled_back_then_died(fp, host):
+    """A host rolled back 7.0.28 -> 7.0.26 whose service has died since; the rollback params."""
+    prepare(fp, "7.0.26")
+    apply_patch(apply_params(fp), host, False)
+    params = rollback_params(fp, confirm_timeout=1)
+    rollback_patch(params, host, False)
+    fp.ctl("stop")
+    return params
+
+
+def test_rollback_rerun_restarts_a_service_that_died(fpdemo_host, host):
+    params = rolled_back_then_died(fpdemo_host, host)
+    result = rollback_patch(params, host, False)
+    assert (result["changed"], result["version"]) == (True, "7.0.26")
+    assert (linked(fpdemo_host), answers(fpdemo_host)) == ("releases/7.0.26", "7.0.26")
+
+
+def test_rollback_rerun_keeps_what_was_rolled_back(fpdemo_host, host):
+    params = rolled_back_then_died(fpdemo_host, host)
+    result = rollback_patch(params, host, False)
+    assert read_state(params)["components"]["fpdemo"]["rolled_back_from"] == "7.0.28"
+    assert [(entry["from"], entry["to"]) for entry in read_state(params)["rollbacks"]] == [("7.0.28", "7.0.26")]
+    assert result["previous"] == "7.0.28"
