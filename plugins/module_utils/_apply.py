@@ -188,7 +188,12 @@ def _switch_to(state, params, service, current, result):
     }
     _step(state, params, "journaled")
     if needs_unpack:
-        unpack_artifact(params["artifact_path"], params["artifact_sha256"], params["install_dir"], target)
+        try:
+            unpack_artifact(params["artifact_path"], params["artifact_sha256"], params["install_dir"], target)
+        except PatchError:
+            state["journal"] = None  # nothing was switched: a refused artifact leaves no operation to revert
+            save_state(params["state_file"], state)
+            raise
     _step(state, params, "unpacked")
     switch_current(params["install_dir"], target)
     _step(state, params, "switched")
@@ -233,9 +238,16 @@ def rollback_patch(params, host, check_mode):
         if not target:
             raise PatchError(f"no previous release of {component} is recorded on this host; name the release with the option to")
     result.update({"version": target, "previous": current, "diff": _diff(current, target)})
-    if target == current and service.running_version() == target:
+    if target == current:
         result["previous"] = (state["components"].get(component) or {}).get("rolled_back_from", current)
         result["diff"] = _diff(current, current)
+        if service.running_version() == target:
+            return result
+        result["changed"] = True  # already linked, but the service is not running it: start it, record nothing new
+        if not check_mode and not (_activate_and_confirm(service, params["patch_class"], target)
+                                   or _activate_and_confirm(service, "restart", target)):
+            cause = f" ({service.last_error})" if service.last_error else ""
+            raise PatchError(f"{component} {target} is installed but the service does not answer {target}{cause}")
         return result
     if not release_complete(params["install_dir"], target):
         raise PatchError(f"rollback target {component} {target} is not installed completely in {params['install_dir']}/releases", target=target)
