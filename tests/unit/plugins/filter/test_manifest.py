@@ -72,10 +72,13 @@ def test_missing_file(tmp_path):
 def _template(tmp_path, expression):
     """Run ``debug: msg=<expression>`` on localhost through the ansible command line; return (rc, its JSON)."""
     env = ansible_env.prepare(tmp_path / "ansible")
-    result = subprocess.run(
-        [str(ANSIBLE), "localhost", "-c", "local", "-i", "localhost,", "-m", "ansible.builtin.debug", "-a", f"msg={expression}"],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
-    )
+    try:
+        result = subprocess.run(
+            [str(ANSIBLE), "localhost", "-c", "local", "-i", "localhost,", "-m", "ansible.builtin.debug", "-a", f"msg={expression}"],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )
+    finally:
+        ansible_env.close_connections(env)  # removes its control-socket directory too
     _host, _sep, answer = result.stdout.partition("=>")
     return result.returncode, json.loads(answer)
 
