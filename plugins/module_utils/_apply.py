@@ -172,16 +172,15 @@ def apply_patch(params, host, check_mode):
         host.download(params["artifact_url"], downloaded, DOWNLOAD_TIMEOUT)
         params = dict(params, artifact_path=downloaded)
     try:
-        return _switch_to(state, params, service, current, result)
+        return _switch_to(state, params, service, current, needs_unpack, result)
     finally:
         if downloaded and os.path.exists(downloaded):
             os.unlink(downloaded)
 
 
-def _switch_to(state, params, service, current, result):
+def _switch_to(state, params, service, current, needs_unpack, result):
     """The journaled part of an apply: unpack when needed, switch, activate, confirm, record."""
     target = params["version"]
-    needs_unpack = not release_complete(params["install_dir"], target)
     state["journal"] = {
         "op": "apply", "patch": params["patch_id"], "component": params["component"], "class": params["patch_class"],
         "from": current, "to": target, "step": None, "started": utc_now(),

@@ -64,8 +64,6 @@ def set_flag(params, host, check_mode):
     result = {"changed": before != after, "name": params["name"], "enabled": params["enabled"], "flags": after,
               "diff": {"before": {"flags": before}, "after": {"flags": after}}}
     if not result["changed"] or check_mode:
-        if not result["changed"]:
-            result["flags"] = before
         return result
     service = Service(host, params)
     _write(path, after)
