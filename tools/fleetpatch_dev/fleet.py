@@ -315,6 +315,12 @@ class Fleet:
             time.sleep(0.05)
         if self.netns_pids(name):
             raise FleetError(f"host {name}: processes {self.netns_pids(name)} survived the power-off")
+        # The kernel closes a dead process's sockets a little later (deferred fput). Until it has, a new
+        # connection is accepted by the orphaned listener and then reset, where a powered-off host refuses.
+        while self._listening(name) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if self._listening(name):
+            raise FleetError(f"host {name}: sockets {self._listening(name)} still listen after the power-off")
         host["pid"] = None
         self._save()
 
@@ -338,6 +344,11 @@ class Fleet:
         """The PIDs (as the machine sees them) of every process in the host's network namespace."""
         result = run(["ip", "netns", "pids", self._host(name)["netns"]], check=False, quiet=True)
         return [int(pid) for pid in result.stdout.split()]
+
+    def _listening(self, name: str) -> list[str]:
+        """The TCP sockets that listen in the host's network namespace."""
+        result = run(["ip", "netns", "exec", self._host(name)["netns"], "ss", "-Hltn"], check=False, quiet=True)
+        return [line.split()[3] for line in result.stdout.splitlines() if line.strip()]
 
     def exec(self, name: str, argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess:
         """Run a command inside the host (its namespaces), as the host's root would."""
