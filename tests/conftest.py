@@ -45,7 +45,8 @@ class PlaybookRun:
         for event in self.events:
             data = event.get("event_data", {})
             if event["event"] in RESULT_EVENTS and data.get("task") == task_name:
-                found[data["host"]] = data["res"]
+                # ansible-runner's skipped events carry no result of their own
+                found[data["host"]] = data.get("res", {"skipped": True} if event["event"] == "runner_on_skipped" else None)
         if not found:
             raise KeyError(f"no result of a task named {task_name!r} in this run")
         return found

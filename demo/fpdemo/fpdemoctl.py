@@ -3,22 +3,31 @@
 Version-independent: installed once at ``<install_dir>/bin/fpdemoctl.py``, outside the releases, it runs whichever
 release ``<install_dir>/current`` points to. Standard library only, Python 3.9 or later::
 
-    /usr/bin/python3 /srv/fpdemo/bin/fpdemoctl.py [--config PATH] {start|stop|restart|reload|status}
+    /usr/bin/python3 /srv/fpdemo/bin/fpdemoctl.py [--config PATH] {start|stop|restart|reload|status|check-leak}
 
-Exit status: 0 success; 1 failure; 2 reload refused or failed, the previous code still serving (``status``
-tells whether a restart is required); 3 ``status`` of a service that is not running (LSB).
+``check-leak`` is the vendor's checker for the declared-length leak (the CVE-2025-14847 analogue): it sends a
+request carrying a random marker, then one that declares more bytes than it sends, and looks for the marker in
+the answer. fleetpatch's health check runs it as the probe that the fixed vulnerability is really gone.
+
+Exit status: 0 success (``check-leak``: no leak); 1 failure; 2 reload refused or failed, the previous code still
+serving (``status`` tells whether a restart is required); 3 ``status`` of a service that is not running (LSB);
+4 ``check-leak`` found the leak.
 """
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
+import zlib
 
 DEFAULT_CONFIG = {
     "port": 8080,
@@ -36,6 +45,7 @@ POLL_S = 0.05
 EXIT_FAILED = 1
 EXIT_RELOAD_REFUSED = 2
 EXIT_NOT_RUNNING = 3
+EXIT_LEAKING = 4
 WILDCARD_CLIENT = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
@@ -202,11 +212,37 @@ def status(config: dict) -> int:
     return 0 if pid is not None else EXIT_NOT_RUNNING
 
 
+def post_echo(config: dict, payload: bytes, declared: int) -> tuple:
+    """``POST /v1/echo`` of ``payload`` (compressed) declaring ``declared`` bytes: ``(status, body)``."""
+    host = WILDCARD_CLIENT.get(config["bind"], config["bind"])
+    connection = http.client.HTTPConnection(host, config["port"], timeout=HTTP_TIMEOUT_S)
+    try:
+        connection.request("POST", "/v1/echo", body=struct.pack(">I", declared) + zlib.compress(payload))
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
+def check_leak(config: dict) -> int:
+    """Exit 0 when the service does not answer bytes of an earlier request, 4 when it does."""
+    marker = ("fpdemo-check-" + uuid.uuid4().hex).encode()
+    status, _body = post_echo(config, marker, len(marker))
+    if status != 200:
+        raise CtlError(f"a well-formed echo request got HTTP {status}")
+    status, body = post_echo(config, b"?", len(marker))
+    if status == 200 and marker[1:] in body:
+        print(f"LEAK: a request declaring {len(marker)} bytes but sending 1 got back the earlier request's bytes")
+        return EXIT_LEAKING
+    print(f"no leak: the over-long request got HTTP {status} and no earlier request's bytes")
+    return 0
+
+
 def main(argv: list | None = None) -> int:
     """Run one command."""
     parser = argparse.ArgumentParser(prog="fpdemoctl", description="manage the fpdemo service")
     parser.add_argument("--config", default="/etc/fpdemo/fpdemo.json", help="the service's JSON configuration")
-    parser.add_argument("command", choices=("start", "stop", "restart", "reload", "status"))
+    parser.add_argument("command", choices=("start", "stop", "restart", "reload", "status", "check-leak"))
     args = parser.parse_args(argv)
     config_path = os.path.abspath(args.config)
     try:
@@ -220,8 +256,10 @@ def main(argv: list | None = None) -> int:
             return start(config, config_path)
         if args.command == "reload":
             return reload(config)
+        if args.command == "check-leak":
+            return check_leak(config)
         return status(config)
-    except (CtlError, OSError, ValueError) as exc:
+    except (CtlError, OSError, ValueError, http.client.HTTPException) as exc:
         print(f"fpdemoctl {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
 

@@ -227,7 +227,13 @@ def rollback_patch(params, host, check_mode):
     result = {"changed": False, "component": component}
     _begin(state, params, service, check_mode, result)
     current = _installed(params)
+    expected = params.get("from_version")
+    if expected and current != expected:
+        result.update({"version": current, "previous": current, "carries": False, "diff": _diff(current, current),
+                       "msg": f"{component} runs {current}, not {expected}: nothing to roll back"})
+        return result
     target = params["to"]
+    result["carries"] = True
     if target == "previous":
         recorded = state["components"].get(component) or {}
         if recorded.get("rolled_back_from") and recorded.get("version") == current:

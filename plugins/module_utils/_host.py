@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from urllib.error import HTTPError
 
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.urls import open_url
@@ -49,6 +50,24 @@ class ModuleHost:
                 response.close()
         except Exception as exc:  # open_url raises URLError, HTTPError, socket and SSL errors alike
             raise PatchError(f"GET {url} failed: {getattr(exc, 'reason', exc)}", url=url) from None
+
+    def request(self, url, timeout):
+        """``(status, body)`` of ``GET url``, an HTTP error status included; :class:`PatchError` when no answer came."""
+        try:
+            response = open_url(url, timeout=timeout, follow_redirects="safe")
+        except HTTPError as exc:  # a 4xx or 5xx answer is an answer: the caller judges the status
+            try:
+                return exc.code, to_text(exc.read(MAX_BODY), errors="surrogate_or_replace")
+            finally:
+                exc.close()
+        except Exception as exc:  # refused, timed out, reset, TLS: no answer at all
+            raise PatchError(f"GET {url} failed: {getattr(exc, 'reason', exc)}", url=url) from None
+        try:
+            return response.getcode(), to_text(response.read(MAX_BODY), errors="surrogate_or_replace")
+        except Exception as exc:  # the connection dropped while the body was read
+            raise PatchError(f"GET {url} failed: {exc}", url=url) from None
+        finally:
+            response.close()
 
     def download(self, url, path, timeout):
         """Save the body of ``GET url`` to ``path``; :class:`PatchError` on any failure (``path`` then removed)."""

@@ -34,6 +34,12 @@ options:
     description:
       - The patch being rolled back, recorded with the rollback.
     type: str
+  from_version:
+    description:
+      - Roll back only a host that runs this release (the patch's fixed version); a host on any other release
+        is left as it is and reported with RV(carries=false). Given O(manifest), it is the manifest's
+        C(fixed_version) unless set.
+    type: str
 seealso:
   - module: fleetpatch.rollout.apply
 """
@@ -76,6 +82,11 @@ previous:
   returned: success
   type: str
   sample: 7.0.28
+carries:
+  description: Whether the host ran O(from_version) (or, without it, whether there was anything to roll back).
+  returned: success
+  type: bool
+  sample: true
 recovered:
   description: The journal of an interrupted apply or rollback that this run reverted first.
   returned: when an interrupted operation was found
@@ -100,6 +111,7 @@ def main():
             **SERVICE_ARGSPEC,
             "to": {"type": "str", "default": "previous"},
             "patch_id": {"type": "str"},
+            "from_version": {"type": "str"},
         },
         required_if=SERVICE_REQUIRED_IF,
         mutually_exclusive=[("reload_command", "reload_signal")],

@@ -37,7 +37,10 @@ except ImportError:  # reported when a manifest is checked, so that ansible-doc 
 
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._version import Version, VersionError, VersionRange
 
-__all__ = ["ManifestError", "SCHEMA", "SCHEMA_PATH", "field_reference", "load_manifest", "module_args", "parse_duration", "task_args", "validate_manifest"]
+__all__ = [
+    "ManifestError", "SCHEMA", "SCHEMA_PATH", "field_reference", "health_args", "load_manifest", "module_args", "parse_duration",
+    "task_args", "validate_manifest",
+]
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "manifest.schema.json")
 with open(SCHEMA_PATH, encoding="utf-8") as _schema_file:
@@ -191,7 +194,11 @@ def _semantic_errors(data):
 
 def _duration_fields(data):
     """Paths of the durations in ``data`` and the ``*_seconds`` key that goes next to each."""
-    fields = [(("monitoring", "soak"), "soak_seconds"), (("notify", "lead_time"), "lead_time_seconds")]
+    fields = [
+        (("monitoring", "soak"), "soak_seconds"),
+        (("monitoring", "interval"), "interval_seconds"),
+        (("notify", "lead_time"), "lead_time_seconds"),
+    ]
     probes = _get(data, ("monitoring", "probes"))
     for index in range(len(probes) if isinstance(probes, list) else 0):
         fields.append((("monitoring", "probes", index, "timeout"), "timeout_seconds"))
@@ -355,6 +362,10 @@ def module_args(manifest, operation="apply"):
         "install_dir": manifest.get("install_dir"),
         "version_url": manifest.get("version_url"),
     }
+    if operation == "health":
+        return health_args(manifest)
+    if operation == "rollback":
+        args["from_version"] = manifest["fixed_version"]
     if operation == "apply":
         artifact = manifest["artifact"]
         args.update({
@@ -366,6 +377,26 @@ def module_args(manifest, operation="apply"):
             "signer": artifact.get("signer"),
             "compatible_with": manifest.get("compatible_with"),
         })
+    return {key: value for key, value in args.items() if value is not None}
+
+
+def health_args(manifest):
+    """The arguments fleetpatch.rollout.health takes from a validated manifest's ``monitoring`` section."""
+    monitoring = manifest["monitoring"]
+    probes = []
+    for probe in monitoring["probes"]:
+        seconds = probe.get("timeout_seconds")
+        probe = {key: value for key, value in probe.items() if key not in ("timeout", "timeout_seconds")}
+        if seconds is not None:
+            probe["timeout"] = seconds
+        probes.append(probe)
+    args = {
+        "probes": probes,
+        "soak": monitoring.get("soak_seconds"),
+        "interval": monitoring.get("interval_seconds"),
+        "samples": monitoring.get("samples"),
+        "thresholds": monitoring.get("thresholds"),
+    }
     return {key: value for key, value in args.items() if value is not None}
 
 

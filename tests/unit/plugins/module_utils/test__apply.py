@@ -504,7 +504,7 @@ def test_recovery_without_a_starting_release_at_all(fpdemo_host, host):
 
 
 def rollback_result(previous, version, changed=True, **extra):
-    result = {"changed": changed, "component": "fpdemo", "version": version, "previous": previous, "diff": diff(previous, version)}
+    result = {"changed": changed, "component": "fpdemo", "version": version, "previous": previous, "diff": diff(previous, version), "carries": True}
     result.update(extra)
     return result
 
@@ -534,6 +534,20 @@ def test_rollback_to_previous_after_an_apply(fpdemo_host, host):
     before = state_bytes(params)
     assert rollback_patch(params, host, False) == rollback_result("7.0.28", "7.0.26", changed=False, diff=diff("7.0.26", "7.0.26"))
     assert (state_bytes(params), linked(fp), answers(fp)) == (before, "releases/7.0.26", "7.0.26")
+
+
+def test_rollback_from_version_touches_only_hosts_that_carry_the_patch(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.26")
+    params = rollback_params(fp, from_version="7.0.28")
+    before = state_bytes(params)
+    for check_mode in (True, False):  # still on 7.0.26: it does not carry 7.0.28, nothing to do
+        assert rollback_patch(params, host, check_mode) == rollback_result(
+            "7.0.26", "7.0.26", changed=False, carries=False, msg="fpdemo runs 7.0.26, not 7.0.28: nothing to roll back")
+    assert (state_bytes(params), linked(fp)) == (before, "releases/7.0.26")
+    apply_patch(apply_params(fp), host, False)
+    assert rollback_patch(params, host, False) == rollback_result("7.0.28", "7.0.26")
+    assert (linked(fp), answers(fp)) == ("releases/7.0.26", "7.0.26")
+    assert rollback_patch(params, host, False)["carries"] is False  # rolled back: it no longer carries it
 
 
 def test_rollback_to_a_named_release(fpdemo_host, host):

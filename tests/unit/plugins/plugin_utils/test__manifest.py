@@ -464,7 +464,17 @@ def test_without_jsonschema_the_module_loads_and_says_what_is_missing():
         ({"reload.command": DELETE, "reload.signal": "HUP", "reload.pid_file": "/run/fpdemo/fpdemo.pid"}, "rollback", {
             "patch_id": "FP-2025-14847", "component": "fpdemo", "patch_class": "hot", "reload_signal": "HUP",
             "pid_file": "/run/fpdemo/fpdemo.pid", "restart_command": ["/usr/bin/python3", "/srv/fpdemo/bin/fpdemoctl.py", "restart"],
-            "install_dir": "/srv/fpdemo", "version_url": "http://127.0.0.1:8080/version",
+            "install_dir": "/srv/fpdemo", "version_url": "http://127.0.0.1:8080/version", "from_version": "7.0.28",
+        }),
+        ({"monitoring.thresholds": {"max_p95_ms": 100}, "monitoring.interval": DELETE}, "health", {
+            "probes": [
+                {"name": "health", "type": "http", "url": "http://127.0.0.1:8080/health", "expect_status": 200,
+                 "expect_body": '"status": "ok"', "timeout": 5},
+                {"name": "port", "type": "tcp", "host": "127.0.0.1", "port": 8080},
+                {"name": "leak-gone", "type": "command", "command": ["/usr/bin/python3", "/srv/fpdemo/bin/fpdemoctl.py", "check-leak"],
+                 "vulnerability": True},
+            ],
+            "soak": 300, "samples": 10, "thresholds": {"max_p95_ms": 100},
         }),
         ({"artifact.path": DELETE, "artifact.url": "https://example.com/a.tar.gz"}, "apply", {"artifact_url": "https://example.com/a.tar.gz"}),
     ],

@@ -1,0 +1,359 @@
+#!/usr/bin/python
+# Copyright (c) fleetpatch contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: health
+short_description: Probe a service on its host over a soak time, and judge it against thresholds
+version_added: 0.1.0
+description:
+  - Runs the health probes O(probes) on the host, each O(samples) times per round, in rounds O(interval)
+    seconds apart until O(soak) seconds have passed. Each probe gives its metrics, the sample count, the
+    errors, the error rate in percent and the p50, p95 and p99 latency in milliseconds (nearest rank, over every
+    sample that came back, failed ones included).
+  - Every round is judged on its own, so a slow regression during the soak fails at the round where it shows,
+    and the soak stops there; the whole soak is judged again at the end.
+  - Thresholds are absolute (O(thresholds.max_p95_ms), O(thresholds.max_error_rate)), relative to a baseline
+    measured on the same host before the patch (O(baseline), O(thresholds.baseline_p95_factor)), or relative
+    to hosts of the region that still run the old release (O(peers), O(thresholds.peers_p95_factor); canary
+    analysis).
+  - A metric that no sample measured breaks every absolute threshold on it. A relative check whose reference
+    is missing is listed in RV(not_evaluated) instead.
+  - A probe with O(probes[].vulnerability) set proves the fixed vulnerability is gone; it runs once, and a
+    failure makes the host RV(vulnerable).
+  - A failing verdict names, in RV(failures), the probe, the metric, the measured value, the limit and the
+    threshold that broke. With O(fail_on_unhealthy) the task then fails, still returning every metric.
+  - Given O(manifest) (handled on the controller), the probes, thresholds, samples and soak come from the
+    manifest's C(monitoring) section; task arguments win over it.
+author:
+  - fleetpatch maintainers (@fleetpatch)
+extends_documentation_fragment:
+  - fleetpatch.rollout.attributes
+  - fleetpatch.rollout.attributes.info_module
+options:
+  manifest:
+    description:
+      - Path, on the controller, of the patch manifest whose C(monitoring) section gives O(probes),
+        O(thresholds), O(samples), O(interval) and O(soak).
+    type: path
+  probes:
+    description:
+      - The probes. Required unless O(manifest) gives them.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description:
+          - Name in the metrics and failures; unique. Defaults to the type and the probe's index, like V(http0).
+        type: str
+      type:
+        description:
+          - V(http) requests O(probes[].url) and expects O(probes[].expect_status) (and O(probes[].expect_body));
+            V(tcp) connects to O(probes[].host):O(probes[].port); V(command) runs O(probes[].command) and
+            expects O(probes[].expect_rc).
+        type: str
+        required: true
+        choices: [http, tcp, command]
+      url:
+        description:
+          - With V(http), the URL, requested from the host itself.
+        type: str
+      expect_status:
+        description:
+          - With V(http), the status that counts as healthy.
+        type: int
+        default: 200
+      expect_body:
+        description:
+          - With V(http), a regular expression the body must match.
+        type: str
+      host:
+        description:
+          - With V(tcp), the address to connect to.
+        type: str
+        default: 127.0.0.1
+      port:
+        description:
+          - With V(tcp), the port.
+        type: int
+      command:
+        description:
+          - With V(command), the command (argv, no shell).
+        type: list
+        elements: str
+      expect_rc:
+        description:
+          - With V(command), the exit code that counts as healthy.
+        type: int
+        default: 0
+      timeout:
+        description:
+          - Seconds one sample may take (a command is ended after it, with coreutils C(timeout)).
+        type: float
+        default: 5
+      samples:
+        description:
+          - Samples of this probe per round, instead of O(samples).
+        type: int
+      vulnerability:
+        description:
+          - This probe passes only when the patched vulnerability is gone; it runs once, not every round.
+        type: bool
+        default: false
+  samples:
+    description:
+      - Samples of each probe per round. Default 10 for V(http) and V(tcp), 1 for V(command).
+    type: int
+  soak:
+    description:
+      - Seconds to keep probing. V(0) is one round.
+    type: float
+    default: 0
+  interval:
+    description:
+      - Seconds between two rounds.
+    type: float
+    default: 1
+  thresholds:
+    description:
+      - The limits. Only O(thresholds.max_error_rate) applies when none is given.
+    type: dict
+    default: {}
+    suboptions:
+      max_error_rate:
+        description:
+          - Percent of a probe's samples that may fail.
+        type: float
+        default: 0
+      max_p50_ms:
+        description:
+          - Limit of the p50 latency of V(http) and V(tcp) probes, in milliseconds.
+        type: float
+      max_p95_ms:
+        description:
+          - Limit of the p95 latency, in milliseconds.
+        type: float
+      max_p99_ms:
+        description:
+          - Limit of the p99 latency, in milliseconds.
+        type: float
+      baseline_p95_factor:
+        description:
+          - With O(baseline), the p95 may be at most this many times the baseline's p95 of the same probe.
+        type: float
+      peers_p95_factor:
+        description:
+          - With O(peers), the p95 may be at most this many times the median p95 of the peers.
+        type: float
+      peers_error_rate_slack:
+        description:
+          - With O(peers), the error rate may be at most the peers' median error rate plus this many
+            percentage points.
+        type: float
+      latency_floor_ms:
+        description:
+          - The smallest reference latency a factor multiplies, so that a baseline of 0 ms still gives a
+            usable limit (V(factor × max(reference, floor))).
+        type: float
+        default: 1
+  baseline:
+    description:
+      - RV(metrics) of an earlier run of this module on the same host, before the patch.
+    type: dict
+  peers:
+    description:
+      - RV(metrics) of runs on hosts that still run the old release (the canary's comparison group).
+    type: list
+    elements: dict
+  check_vulnerability:
+    description:
+      - Run the O(probes[].vulnerability) probes. V(false) for a baseline before the patch, or a check after a
+        rollback, where the old release is known to be vulnerable and only its health is in question.
+    type: bool
+    default: true
+  fail_on_unhealthy:
+    description:
+      - Fail the task when the verdict fails (or the host is still vulnerable). With V(false) the verdict is
+        only returned, in RV(healthy).
+    type: bool
+    default: true
+notes:
+  - The probes run on the host, against the service as the host sees it, so a partitioned network between the
+    controller and the service's clients is not what they measure.
+seealso:
+  - module: fleetpatch.rollout.apply
+  - module: fleetpatch.rollout.rollback
+"""
+
+EXAMPLES = r"""
+- name: Measure the baseline before the patch (no thresholds beyond errors)
+  fleetpatch.rollout.health:
+    probes:
+      - name: health
+        type: http
+        url: http://127.0.0.1:8080/health
+        expect_body: '"status": "ok"'
+    samples: 20
+  register: fp_baseline
+
+- name: Judge the patched host against its baseline and its unpatched neighbours, over a 5-minute soak
+  fleetpatch.rollout.health:
+    probes:
+      - name: health
+        type: http
+        url: http://127.0.0.1:8080/health
+      - name: port
+        type: tcp
+        port: 8080
+      - name: leak-gone
+        type: command
+        command: [/usr/bin/python3, /srv/fpdemo/bin/fpdemoctl.py, check-leak]
+        vulnerability: true
+    samples: 20
+    soak: 300
+    interval: 10
+    thresholds:
+      max_error_rate: 0
+      max_p95_ms: 250
+      baseline_p95_factor: 3
+      peers_p95_factor: 3
+    baseline: "{{ fp_baseline.metrics }}"
+
+- name: Take everything from the patch's change record
+  fleetpatch.rollout.health:
+    manifest: /srv/patches/FP-2025-14847.yml
+"""
+
+RETURN = r"""
+healthy:
+  description: The verdict; false when a threshold broke or the host is still vulnerable.
+  returned: always
+  type: bool
+  sample: false
+vulnerable:
+  description: Whether a O(probes[].vulnerability) probe failed; null without such a probe.
+  returned: always
+  type: bool
+  sample: false
+metrics:
+  description: Per probe name, what its samples measured over the whole soak.
+  returned: always
+  type: dict
+  sample:
+    health:
+      type: http
+      samples: 20
+      errors: 20
+      error_rate: 100.0
+      p50_ms: 1.9
+      p95_ms: 2.4
+      p99_ms: 2.6
+      max_ms: 2.6
+      errors_seen: ["HTTP 500, expected 200"]
+failures:
+  description: What broke, first failure first; empty when healthy.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - probe: health
+      metric: error_rate
+      measured: 100.0
+      limit: 0.0
+      threshold: max_error_rate
+      why: error_rate 100.0 > 0.0
+      round: 1
+not_evaluated:
+  description: Relative checks that could not be made, and why (no baseline, no peer measured the probe).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - probe: health
+      threshold: baseline_p95_factor
+      why: no baseline p95 for this probe
+rounds:
+  description: Rounds of probes taken.
+  returned: always
+  type: int
+  sample: 30
+soaked_seconds:
+  description: Seconds the check took.
+  returned: always
+  type: float
+  sample: 300.4
+thresholds:
+  description: The thresholds applied.
+  returned: always
+  type: dict
+  sample: {"max_error_rate": 0.0, "max_p95_ms": 250.0}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._health import check_health
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._host import ModuleHost
+
+PROBE_OPTIONS = {
+    "name": {"type": "str"},
+    "type": {"type": "str", "required": True, "choices": ["http", "tcp", "command"]},
+    "url": {"type": "str"},
+    "expect_status": {"type": "int", "default": 200},
+    "expect_body": {"type": "str"},
+    "host": {"type": "str", "default": "127.0.0.1"},
+    "port": {"type": "int"},
+    "command": {"type": "list", "elements": "str"},
+    "expect_rc": {"type": "int", "default": 0},
+    "timeout": {"type": "float", "default": 5},
+    "samples": {"type": "int"},
+    "vulnerability": {"type": "bool", "default": False},
+}
+
+THRESHOLD_OPTIONS = {
+    "max_error_rate": {"type": "float", "default": 0},
+    "max_p50_ms": {"type": "float"},
+    "max_p95_ms": {"type": "float"},
+    "max_p99_ms": {"type": "float"},
+    "baseline_p95_factor": {"type": "float"},
+    "peers_p95_factor": {"type": "float"},
+    "peers_error_rate_slack": {"type": "float"},
+    "latency_floor_ms": {"type": "float", "default": 1},
+}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "manifest": {"type": "path"},
+            "probes": {
+                "type": "list",
+                "elements": "dict",
+                "options": PROBE_OPTIONS,
+                "required_if": [("type", "http", ("url",)), ("type", "tcp", ("port",)), ("type", "command", ("command",))],
+            },
+            "samples": {"type": "int"},
+            "soak": {"type": "float", "default": 0},
+            "interval": {"type": "float", "default": 1},
+            "thresholds": {"type": "dict", "default": {}, "options": THRESHOLD_OPTIONS},
+            "baseline": {"type": "dict"},
+            "peers": {"type": "list", "elements": "dict"},
+            "check_vulnerability": {"type": "bool", "default": True},
+            "fail_on_unhealthy": {"type": "bool", "default": True},
+        },
+        supports_check_mode=True,
+    )
+    params = dict(module.params)
+    params["thresholds"] = {key: value for key, value in (params["thresholds"] or {}).items() if value is not None}
+    try:
+        result = check_health(params, ModuleHost(module), module.check_mode)
+    except PatchError as exc:
+        module.fail_json(msg=str(exc), **exc.details)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

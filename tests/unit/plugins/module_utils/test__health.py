@@ -1,0 +1,228 @@
+"""Health metrics and verdicts: the threshold and baseline arithmetic, then real probes against a local fpdemo."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+
+import pytest
+
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._health import check_health, evaluate, median, percentile, summarize
+
+
+@pytest.mark.parametrize(("values", "q", "expected"), [
+    ([], 95, None),
+    ([7.0], 50, 7.0),
+    ([7.0], 99, 7.0),
+    ([1, 2, 3, 4], 50, 2),
+    ([4, 3, 2, 1], 50, 2),  # order does not matter
+    (list(range(1, 101)), 95, 95),
+    (list(range(1, 101)), 99, 99),
+    (list(range(1, 101)), 100, 100),
+    (list(range(1, 21)), 95, 19),  # nearest rank: ceil(0.95 x 20) = 19
+    ([1, 1000], 95, 1000),  # with two samples one outlier is the p95
+])
+def test_percentile_nearest_rank(values, q, expected):
+    assert percentile(values, q) == expected
+
+
+@pytest.mark.parametrize(("values", "expected"), [([], None), ([3], 3), ([3, 1], 2.0), ([5, 1, 3], 3)])
+def test_median(values, expected):
+    assert median(values) == expected
+
+
+def test_summary_counts_failed_samples_and_their_latency():
+    samples = [(True, 1.0, None), (False, 2.0, "HTTP 500, expected 200"), (False, None, "refused"), (True, 4.0, None)]
+    assert summarize(samples) == {
+        "type": "http", "samples": 4, "errors": 2, "error_rate": 50.0,
+        "p50_ms": 2.0, "p95_ms": 4.0, "p99_ms": 4.0, "max_ms": 4.0,
+        "errors_seen": ["HTTP 500, expected 200", "refused"],
+    }
+
+
+def test_an_empty_sample_set_measures_nothing():
+    assert summarize([]) == {
+        "type": "http", "samples": 0, "errors": 0, "error_rate": None,
+        "p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None, "errors_seen": [],
+    }
+
+
+def metrics(p95, error_rate=0.0, kind="http", samples=10):
+    return {"type": kind, "samples": samples, "errors": 0, "error_rate": error_rate,
+            "p50_ms": p95, "p95_ms": p95, "p99_ms": p95, "max_ms": p95, "errors_seen": []}
+
+
+EMPTY = summarize([])
+PEERS = [{"h": metrics(5.0)}, {"h": metrics(10.0)}, {"h": metrics(400.0)}]  # median p95 10 ms
+
+
+@pytest.mark.parametrize(("measured", "thresholds", "baseline", "peers", "failures"), [
+    # absolute: the default error rate is 0 %, and a limit is "at most", so equal passes
+    (metrics(5.0), {}, None, None, []),
+    (metrics(5.0, error_rate=10.0), {}, None, None, [("error_rate", 10.0, 0.0, "max_error_rate")]),
+    (metrics(5.0, error_rate=10.0), {"max_error_rate": 10}, None, None, []),
+    (metrics(5.0, error_rate=10.001), {"max_error_rate": 10}, None, None, [("error_rate", 10.001, 10.0, "max_error_rate")]),
+    (metrics(250.0), {"max_p95_ms": 250}, None, None, []),
+    (metrics(250.5), {"max_p95_ms": 250}, None, None, [("p95_ms", 250.5, 250.0, "max_p95_ms")]),
+    (metrics(300.0), {"max_p50_ms": 100, "max_p99_ms": 500}, None, None, [("p50_ms", 300.0, 100.0, "max_p50_ms")]),
+    # an empty sample set breaks every absolute threshold on it: it never passes
+    (EMPTY, {}, None, None, [("error_rate", None, 0.0, "max_error_rate")]),
+    (EMPTY, {"max_p95_ms": 250}, None, None, [("error_rate", None, 0.0, "max_error_rate"), ("p95_ms", None, 250.0, "max_p95_ms")]),
+    # relative to the same host's baseline: limit = factor x max(baseline p95, floor)
+    (metrics(30.0), {"baseline_p95_factor": 3}, {"h": metrics(10.0)}, None, []),
+    (metrics(30.001), {"baseline_p95_factor": 3}, {"h": metrics(10.0)}, None, [("p95_ms", 30.001, 30.0, "baseline_p95_factor")]),
+    # a zero baseline: the floor (1 ms by default, or as set) is what the factor multiplies
+    (metrics(3.0), {"baseline_p95_factor": 3}, {"h": metrics(0.0)}, None, []),
+    (metrics(3.5), {"baseline_p95_factor": 3}, {"h": metrics(0.0)}, None, [("p95_ms", 3.5, 3.0, "baseline_p95_factor")]),
+    (metrics(9.0), {"baseline_p95_factor": 3, "latency_floor_ms": 5}, {"h": metrics(0.0)}, None, []),
+    # an empty measurement against a good baseline fails
+    (EMPTY, {"baseline_p95_factor": 3, "max_error_rate": 100}, {"h": metrics(10.0)}, None,
+     [("error_rate", None, 100.0, "max_error_rate"), ("p95_ms", None, 30.0, "baseline_p95_factor")]),
+    # canary analysis: against the median of the unpatched peers
+    (metrics(20.0), {"peers_p95_factor": 2}, None, PEERS, []),
+    (metrics(21.0), {"peers_p95_factor": 2}, None, PEERS, [("p95_ms", 21.0, 20.0, "peers_p95_factor")]),
+    (metrics(5.0, error_rate=6.0), {"max_error_rate": 50, "peers_error_rate_slack": 5}, None, [{"h": metrics(5.0, error_rate=1.0)}], []),
+    (metrics(5.0, error_rate=6.5), {"max_error_rate": 50, "peers_error_rate_slack": 5}, None, [{"h": metrics(5.0, error_rate=1.0)}],
+     [("error_rate", 6.5, 6.0, "peers_error_rate_slack")]),
+    # command probes have no latency limits
+    (metrics(900.0, kind="command"), {"max_p95_ms": 250, "baseline_p95_factor": 2}, {"h": metrics(1.0)}, None, []),
+])
+def test_evaluate(measured, thresholds, baseline, peers, failures):
+    found, _skipped = evaluate({"h": measured}, thresholds, baseline, peers)
+    assert [(f["metric"], f["measured"], f["limit"], f["threshold"]) for f in found] == failures
+    assert all(f["probe"] == "h" for f in found)
+
+
+@pytest.mark.parametrize(("thresholds", "baseline", "peers", "skipped"), [
+    ({"baseline_p95_factor": 3}, {}, None, [("baseline_p95_factor", "no baseline p95 for this probe")]),
+    ({"baseline_p95_factor": 3}, {"h": EMPTY}, None, [("baseline_p95_factor", "no baseline p95 for this probe")]),
+    ({"peers_p95_factor": 2}, None, [], [("peers_p95_factor", "no peers' median p95 for this probe")]),
+    ({"peers_p95_factor": 2, "peers_error_rate_slack": 1}, None, [{"other": metrics(1.0)}],
+     [("peers_p95_factor", "no peers' median p95 for this probe"), ("peers_error_rate_slack", "no peers' error rate for this probe")]),
+    ({"baseline_p95_factor": 3}, None, None, []),  # no baseline given at all: nothing to compare, nothing to report
+])
+def test_a_missing_reference_is_reported_not_passed_silently(thresholds, baseline, peers, skipped):
+    failures, found = evaluate({"h": metrics(5.0)}, thresholds, baseline, peers)
+    assert failures == []
+    assert [(s["threshold"], s["why"]) for s in found] == skipped
+
+
+def test_failure_names_probe_metric_value_and_limit():
+    failures, _skipped = evaluate({"health": metrics(312.4)}, {"max_p95_ms": 250})
+    assert failures == [{"probe": "health", "metric": "p95_ms", "measured": 312.4, "limit": 250.0,
+                         "threshold": "max_p95_ms", "why": "p95_ms 312.4 > 250.0"}]
+
+
+# -- real probes, on this machine ----------------------------------------------------------------------------
+
+
+def probe_http(fpdemo_host, path="/health", **extra):
+    return {"name": "health", "type": "http", "url": f"http://127.0.0.1:{fpdemo_host.port}{path}", **extra}
+
+
+def params(probes, **extra):
+    return {"probes": probes, "samples": 5, "soak": 0, "interval": 0.1, "thresholds": {}, "fail_on_unhealthy": True, **extra}
+
+
+def test_a_good_release_is_healthy(host, fpdemo_host):
+    fpdemo_host.install("7.0.28")
+    fpdemo_host.ctl("start")
+    probes = [probe_http(fpdemo_host, expect_body='"status": ?"ok"'), {"name": "port", "type": "tcp", "port": fpdemo_host.port}]
+    result = check_health(params(probes, thresholds={"max_p95_ms": 1000}), host)
+    assert result["healthy"] is True and result["failures"] == []
+    assert result["metrics"]["health"]["samples"] == 5 and result["metrics"]["health"]["error_rate"] == 0.0
+    assert result["metrics"]["port"]["samples"] == 5
+    assert 0 < result["metrics"]["health"]["p95_ms"] < 1000
+    assert result["rounds"] == 1 and result["vulnerable"] is None
+
+
+def test_the_bad_release_fails_with_the_metric_that_broke(host, fpdemo_host):
+    fpdemo_host.install("7.0.29")  # answers /health with 500
+    fpdemo_host.ctl("start")
+    with pytest.raises(PatchError) as caught:
+        check_health(params([probe_http(fpdemo_host)]), host)
+    assert str(caught.value) == "unhealthy: probe health: error_rate 100.0 > 0.0 [max_error_rate] (round 1)"
+    details = caught.value.details
+    assert details["healthy"] is False
+    assert details["failures"][0]["measured"] == 100.0
+    assert details["metrics"]["health"]["errors_seen"] == ["HTTP 500, expected 200"]
+
+
+def test_the_slow_release_fails_its_baseline(host, fpdemo_host):
+    fpdemo_host.install("7.0.27")
+    fpdemo_host.ctl("start")
+    baseline = check_health(params([probe_http(fpdemo_host)]), host)["metrics"]
+    fpdemo_host.install("7.0.30")  # answers after 300 ms
+    fpdemo_host.ctl("restart")
+    result = check_health(params([probe_http(fpdemo_host)], baseline=baseline, thresholds={"baseline_p95_factor": 3},
+                                 fail_on_unhealthy=False), host)
+    assert result["healthy"] is False
+    failure = result["failures"][0]
+    assert (failure["metric"], failure["threshold"]) == ("p95_ms", "baseline_p95_factor")
+    assert failure["measured"] >= 300 and failure["measured"] > failure["limit"]
+    assert result["msg"].startswith("unhealthy: probe health: p95_ms ")
+
+
+def test_soak_repeats_rounds_and_stops_at_the_first_bad_one(host, fpdemo_host, tmp_path):
+    fpdemo_host.install("7.0.28")
+    fpdemo_host.ctl("start")
+    started = time.monotonic()
+    result = check_health(params([probe_http(fpdemo_host)], soak=1.0, interval=0.25), host)
+    assert time.monotonic() - started >= 0.75
+    assert result["rounds"] == 5 and result["metrics"]["health"]["samples"] == 25  # at 0, 0.25, 0.5, 0.75 and 1 s
+    # a regression during the soak: the file appears after the first rounds and the command probe fails
+    marker = tmp_path / "regressed"
+    probe = {"name": "regression", "type": "command", "command": [sys.executable, "-c", f"import os,sys; sys.exit(os.path.exists({str(marker)!r}))"]}
+    threading.Timer(0.6, marker.touch).start()
+    with pytest.raises(PatchError) as caught:
+        check_health(params([probe], soak=5.0, interval=0.2), host)
+    assert 2 <= caught.value.details["failures"][0]["round"] <= 5
+    assert caught.value.details["soaked_seconds"] < 3  # it stopped at the bad round, not after 5 s
+
+
+def test_nothing_listening(host):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: refused
+        result = check_health(params([{"name": "down", "type": "http", "url": f"http://127.0.0.1:{port}/health", "timeout": 2},
+                                      {"name": "port", "type": "tcp", "port": port, "timeout": 2}], fail_on_unhealthy=False), host)
+    assert result["metrics"]["down"]["error_rate"] == 100.0 and result["metrics"]["down"]["p95_ms"] is None
+    assert [(f["probe"], f["metric"]) for f in result["failures"]] == [("down", "error_rate"), ("port", "error_rate")]
+    assert "Connection refused" in result["metrics"]["port"]["errors_seen"][0]
+
+
+@pytest.mark.parametrize(("version", "vulnerable"), [("7.0.27", True), ("7.0.28", False)])
+def test_the_vulnerability_probe(host, fpdemo_host, version, vulnerable):
+    fpdemo_host.install(version)
+    fpdemo_host.ctl("start")
+    checker = {"name": "leak-gone", "type": "command", "vulnerability": True,
+               "command": [sys.executable, str(fpdemo_host.install_dir / "bin" / "fpdemoctl.py"), "--config", str(fpdemo_host.config_path), "check-leak"]}
+    result = check_health(params([probe_http(fpdemo_host), checker], fail_on_unhealthy=False), host)
+    assert result["vulnerable"] is vulnerable and result["healthy"] is not vulnerable
+    if vulnerable:
+        assert result["failures"][0]["threshold"] == "vulnerability"
+        assert "exit 4, expected 0: LEAK" in result["failures"][0]["why"]
+    assert result["rounds"] == 1  # the health probes still give their metrics; a failing verdict is not soaked further
+    assert result["metrics"]["health"]["error_rate"] == 0.0
+
+
+def test_a_baseline_skips_the_vulnerability_probe(host, fpdemo_host):
+    fpdemo_host.install("7.0.27")
+    fpdemo_host.ctl("start")
+    failing = {"name": "leak-gone", "type": "command", "vulnerability": True, "command": ["false"]}
+    result = check_health(params([probe_http(fpdemo_host), failing], check_vulnerability=False), host)
+    assert (result["healthy"], result["vulnerable"], sorted(result["metrics"])) == (True, None, ["health"])
+
+
+@pytest.mark.parametrize(("probes", "message"), [
+    ([], "probes: at least one probe is needed to judge a host's health"),
+    ([{"name": "a", "type": "tcp", "port": 1}, {"name": "a", "type": "tcp", "port": 2}], "probes[1].name: 'a' is used by two probes; names must be unique"),
+    ([{"type": "smtp"}], "probes: type 'smtp' is not one of http, tcp, command"),
+])
+def test_bad_probes(host, probes, message):
+    with pytest.raises(PatchError) as caught:
+        check_health(params(probes), host)
+    assert str(caught.value) == message
