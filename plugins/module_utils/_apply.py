@@ -214,6 +214,7 @@ def _switch_to(state, params, service, current, needs_unpack, result):
     _step(state, params, "confirmed")
     state["components"][params["component"]] = {"version": target, "previous": current}
     state["applied"].append({"patch": params["patch_id"], "component": params["component"], "version": target, "from": current, "at": utc_now()})
+    state["deferred"] = [entry for entry in state["deferred"] if entry.get("patch") != params["patch_id"]]  # no longer deferred
     state["journal"] = None
     save_state(params["state_file"], state)
     return result

@@ -1,0 +1,85 @@
+# Copyright (c) fleetpatch contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: verified_artifact
+short_description: Check a patch's artifact on the controller before anything changes
+version_added: 0.1.0
+author:
+  - fleetpatch maintainers (@fleetpatch)
+description:
+  - Takes a checked manifest (the output of P(fleetpatch.rollout.manifest#filter)) and checks its artifact on the
+    controller as M(fleetpatch.rollout.apply) does, the sha256, the whole gzip stream and, when the manifest
+    carries a signature, the OpenSSH signature against O(allowed_signers).
+  - A rollout's preflight calls it so that a truncated, corrupt or wrongly signed artifact stops the run before
+    the first host is touched.
+  - A manifest whose artifact is a URL only is fetched by the hosts themselves and cannot be checked here; the
+    result then says so (RV(_value.checked=false)) and each host checks the sha256 of what it fetched.
+options:
+  _input:
+    description: The checked manifest.
+    type: dict
+    required: true
+  allowed_signers:
+    description: The OpenSSH allowed-signers file that vouches for a signed artifact.
+    type: path
+seealso:
+  - module: fleetpatch.rollout.apply
+"""
+
+EXAMPLES = r"""
+- name: Check the artifact before the first wave
+  ansible.builtin.set_fact:
+    fp_artifact: "{{ fp_manifest | fleetpatch.rollout.verified_artifact }}"
+  run_once: true
+"""
+
+RETURN = r"""
+_value:
+  description: What was checked.
+  type: dict
+  contains:
+    checked:
+      description: Whether the artifact was checked here (false for a URL-only artifact).
+      type: bool
+    sha256:
+      description: The artifact's sha256.
+      type: str
+    size:
+      description: Its size in bytes.
+      type: int
+    signed_by:
+      description: The identity whose signature verified, or null without a signature.
+      type: str
+"""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._artifact import ArtifactError, verify_artifact
+
+FILTER = "fleetpatch.rollout.verified_artifact"
+
+
+def verified_artifact(manifest, allowed_signers=None):
+    """What ``verify_artifact`` found for the manifest's artifact; AnsibleFilterError naming the filter otherwise."""
+    artifact = manifest.get("artifact") if isinstance(manifest, dict) else None
+    if not isinstance(artifact, dict) or "sha256" not in artifact:
+        raise AnsibleFilterError(f"{FILTER}: the input must be a checked manifest (fleetpatch.rollout.manifest), with artifact.sha256")
+    if not artifact.get("path"):
+        return {"checked": False, "sha256": artifact["sha256"], "size": None, "signed_by": None}
+    try:
+        found = verify_artifact(artifact["path"], artifact["sha256"], signature=artifact.get("signature"),
+                                allowed_signers=allowed_signers, identity=artifact.get("signer"))
+    except ArtifactError as exc:
+        raise AnsibleFilterError(f"{FILTER}: {exc}") from None
+    return {"checked": True, **found}
+
+
+class FilterModule:
+    """fleetpatch.rollout.verified_artifact."""
+
+    def filters(self):
+        return {"verified_artifact": verified_artifact}

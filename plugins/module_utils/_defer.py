@@ -1,0 +1,36 @@
+# Copyright (c) fleetpatch contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Deferrals: a patch the rollout left out on this host for now, why, and until when.
+
+PRIVATE to the fleetpatch.rollout collection: no compatibility promise to code outside it.
+
+A host keeps at most one deferral per patch (the latest decision) in its state file's ``deferred`` list; an
+apply of that patch removes it.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import load_state, save_state, utc_now
+
+__all__ = ["record_deferral"]
+
+
+def record_deferral(params, host, check_mode):
+    """Record that ``params['patch_id']`` is deferred on this host; the module's result."""
+    del host  # nothing to run: the state file is all it touches
+    reason = (params.get("reason") or "").strip()
+    if not reason:
+        raise PatchError("reason: a deferral needs a reason, for example 'outside maintenance window'")
+    state = load_state(params["state_file"])
+    wanted = {"patch": params["patch_id"], "reason": reason, "until": params.get("until")}
+    before = [entry for entry in state["deferred"] if entry.get("patch") == params["patch_id"]]
+    same = [entry for entry in before if {key: entry.get(key) for key in wanted} == wanted]
+    result = {"changed": not same or len(before) > 1, "deferred": dict(wanted)}
+    after = [entry for entry in state["deferred"] if entry.get("patch") != params["patch_id"]]
+    after.append(same[0] if same else {**wanted, "at": utc_now()})
+    result["diff"] = {"before": {"deferred": before}, "after": {"deferred": [after[-1]]}}
+    if result["changed"] and not check_mode:
+        state["deferred"] = after
+        save_state(params["state_file"], state)
+    return result

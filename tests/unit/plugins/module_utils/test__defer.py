@@ -1,0 +1,41 @@
+"""Deferrals in the state file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._defer import record_deferral
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
+
+
+def params(tmp_path, **changes):
+    return {"patch_id": "FP-2025-14847", "reason": "outside maintenance window", "until": "2026-11-24T01:00:00Z",
+            "state_file": str(tmp_path / "state.json"), **changes}
+
+
+def deferred(tmp_path):
+    path = tmp_path / "state.json"
+    return json.loads(path.read_text(encoding="utf-8"))["deferred"] if path.exists() else None
+
+
+def test_four_runs_then_a_new_decision_replaces_the_old(tmp_path):
+    for check, changed in ((True, True), (False, True), (True, False), (False, False)):
+        assert record_deferral(params(tmp_path), None, check)["changed"] is changed, check
+    (entry,) = deferred(tmp_path)
+    assert {k: entry[k] for k in ("patch", "reason", "until")} == {"patch": "FP-2025-14847", "reason": "outside maintenance window",
+                                                                 "until": "2026-11-24T01:00:00Z"}
+    later = params(tmp_path, until="2026-11-26T01:00:00Z")
+    assert record_deferral(later, None, False)["changed"] is True
+    assert [e["until"] for e in deferred(tmp_path)] == ["2026-11-26T01:00:00Z"]
+    other = params(tmp_path, patch_id="FP-2026-00001")
+    record_deferral(other, None, False)
+    assert [e["patch"] for e in deferred(tmp_path)] == ["FP-2025-14847", "FP-2026-00001"]
+
+
+def test_a_deferral_needs_a_reason(tmp_path):
+    with pytest.raises(PatchError) as caught:
+        record_deferral(params(tmp_path, reason="  "), None, False)
+    assert str(caught.value) == "reason: a deferral needs a reason, for example 'outside maintenance window'"
+    assert deferred(tmp_path) is None
