@@ -31,6 +31,7 @@ import fcntl
 import hashlib
 import hmac
 import json
+import math
 import os
 import time
 
@@ -49,6 +50,7 @@ _LOCK_TIMEOUT = 60.0
 _TAIL_BLOCK = 8192
 _VAULT_TYPES = frozenset({"AnsibleVaultEncryptedUnicode", "EncryptedString"})
 _MESSAGE_LIMIT = 1000
+_MIN_SECRET = 4
 
 
 class AuditError(Exception):
@@ -254,34 +256,44 @@ def _short(value, limit=_MESSAGE_LIMIT):
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def scrub(value):
+def _hide(text, plaintexts):
+    for plaintext in plaintexts:
+        if plaintext in text and (len(plaintext) >= _MIN_SECRET or plaintext == text):
+            text = text.replace(plaintext, REDACTED)
+    return text
+
+
+def scrub(value, secret=None, plaintexts=()):
     """A JSON-safe copy of ``value`` with every vaulted value replaced and no_log results censored.
 
-    Vaulted values are recognised by type (``AnsibleVaultEncryptedUnicode``, ``EncryptedString``) and by the
-    ``__ansible_vault`` mapping they serialise to; a mapping that says ``_ansible_no_log`` becomes
-    ``{"censored": ...}``; Ansible's internal ``_ansible_*`` keys are dropped; any other object becomes the name
-    of its type, never its text.
+    Vaulted values are recognised by type (``AnsibleVaultEncryptedUnicode``, ``EncryptedString``), by the
+    ``__ansible_vault`` mapping they serialise to, and by ``secret(value)`` when given (the Ansible side passes
+    a test that also knows ansible-core's vault tags, which survive templating); every occurrence of one of
+    ``plaintexts`` (the vaulted values in play; those shorter than 4 characters only as a whole string) is
+    replaced too; a mapping that says
+    ``_ansible_no_log`` becomes ``{"censored": ...}``; Ansible's internal ``_ansible_*`` keys are dropped; any
+    other object becomes the name of its type, never its text.
     """
-    if type(value).__name__ in _VAULT_TYPES:
+    if type(value).__name__ in _VAULT_TYPES or (secret is not None and secret(value)):
         return REDACTED
     if isinstance(value, dict):
         if "__ansible_vault" in value:
             return REDACTED
         if value.get("_ansible_no_log"):
             return {"censored": NO_LOG_TEXT}
-        return {str(key): scrub(item) for key, item in value.items() if not str(key).startswith("_ansible")}
+        return {_hide(str(key), plaintexts): scrub(item, secret, plaintexts) for key, item in value.items() if not str(key).startswith("_ansible")}
     if isinstance(value, (list, tuple)):
-        return [scrub(item) for item in value]
+        return [scrub(item, secret, plaintexts) for item in value]
     if isinstance(value, str):
-        return str(value)  # a str subclass (tagged by Ansible) becomes a plain one
+        return _hide(str(value), plaintexts)  # str() also turns a str subclass (tagged by Ansible) into a plain one
     if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
-        return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+        return value if math.isfinite(value) else str(value)
     return f"<{type(value).__name__}>"
 
 
-def task_data(result, status, no_log, include):
+def task_data(result, status, no_log, include, secret=None, plaintexts=()):
     """What the audit log keeps of one task result: never anything of a no_log result but its status.
 
     ``result`` is the result mapping, ``include`` the result keys to keep (each scrubbed, strings cut to
@@ -302,7 +314,7 @@ def task_data(result, status, no_log, include):
         return data
     for key in include:
         if key in result and key != "results":
-            value = scrub(result[key])
+            value = scrub(result[key], secret, plaintexts)
             data[key] = _short(value) if isinstance(value, str) else value
     return data
 
@@ -356,14 +368,14 @@ def merge_context(base, update):
     return merged
 
 
-def make_record(event, run_id, context, host=None, data=None):
+def make_record(event, run_id, context, host=None, data=None, secret=None, plaintexts=()):
     """A record before it is chained: the fields every record has (None where unknown) and ``data``."""
     actors = context.get("actors", {})
     return {
         "v": FORMAT, "event": event, "run_id": run_id, "host": host,
         "actors": {actor: actors.get(actor) for actor in ACTOR_VARS},
         "patch_id": context.get("patch_id"), "artifact_sha256": context.get("artifact_sha256"), "wave": context.get("wave"),
-        "data": scrub(data or {}),
+        "data": scrub(data or {}, secret, plaintexts),
     }
 
 
