@@ -88,6 +88,7 @@ seealso:
     plugin_type: lookup
 """
 
+import functools
 import getpass
 import os
 import socket
@@ -99,6 +100,22 @@ from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _audit
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._secrets import vault_plaintexts, vaulted
 
 EVENT_ACTION = "fleetpatch.rollout.audit_event"
+
+
+def _counted(method):
+    """Run a callback method; an unexpected error loses its record, so count it as one not written."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:  # pylint: disable=broad-exception-caught  # Ansible would only warn and lose the record
+            if self._sink is None:
+                raise
+            self._drop(exc)
+            return None
+
+    return wrapper
 
 
 class CallbackModule(CallbackBase):
@@ -179,6 +196,7 @@ class CallbackModule(CallbackBase):
 
     # --- the run --------------------------------------------------------------------------------------------------
 
+    @_counted
     def v2_playbook_on_start(self, playbook):
         # Written when the first play starts, which is when the extra variables (actors, patch) can be read.
         self._run_start = {
@@ -191,6 +209,7 @@ class CallbackModule(CallbackBase):
             data, self._run_start = self._run_start, None
             self._write("run_start", data=data)
 
+    @_counted
     def v2_playbook_on_play_start(self, play):
         self._play = play.get_name()
         manager = play.get_variable_manager()
@@ -202,6 +221,7 @@ class CallbackModule(CallbackBase):
         self._start_run()
         self._write("play_start", data={"play": self._play})
 
+    @_counted
     def v2_playbook_on_stats(self, stats):
         self._start_run()
         summary = {host: stats.summarize(host) for host in sorted(stats.processed)}
@@ -241,15 +261,19 @@ class CallbackModule(CallbackBase):
             self._host_secrets[name] = self._play_secrets | self._vault_plaintexts(host=host)
         return self._host_secrets[name]
 
+    @_counted
     def v2_runner_on_ok(self, result):
         self._task_result(result, "changed" if result.result.get("changed") else "ok")
 
+    @_counted
     def v2_runner_on_failed(self, result, ignore_errors=False):
         self._task_result(result, "failed", ignore_errors=bool(ignore_errors))
 
+    @_counted
     def v2_runner_on_unreachable(self, result):
         self._task_result(result, "unreachable")
 
+    @_counted
     def v2_runner_on_skipped(self, result):
         self._task_result(result, "skipped")
 
@@ -261,11 +285,14 @@ class CallbackModule(CallbackBase):
         if status != "ok":
             counts[status] = counts.get(status, 0) + 1
 
+    @_counted
     def v2_runner_item_on_ok(self, result):
         self._item(result, "ok")
 
+    @_counted
     def v2_runner_item_on_failed(self, result):
         self._item(result, "failed")
 
+    @_counted
     def v2_runner_item_on_skipped(self, result):
         self._item(result, "skipped")
