@@ -28,7 +28,7 @@ FQCN = f"{GALAXY['namespace']}.{GALAXY['name']}"
 LEFT_OUT = ("tests", "tools", "demo", "manifests", "scripts", "bench", "molecule", ".ci", ".build", ".venv", ".git")
 
 # What the collection runs with: every file under these, in the checkout, must be in the tarball.
-SHIPPED_DIRS = ("plugins", "roles", "playbooks", "meta", "inventories")
+SHIPPED_DIRS = ("plugins", "roles", "playbooks", "meta", "inventories", "bin")
 
 # plugins/ subdirectories that hold no plugin ansible-doc can show: shared code and documentation, and
 # action plugins, which are documented by the module of the same name.
@@ -145,6 +145,15 @@ def test_installed_collection_is_found(installed: Path) -> None:
     assert listed.returncode == 0, listed.stdout + listed.stderr
     versions = {name: meta["version"] for found in json.loads(listed.stdout).values() for name, meta in found.items()}
     assert versions == {FQCN: GALAXY["version"]}
+
+
+def test_installed_audit_verifier_runs(installed: Path, tmp_path: Path) -> None:
+    script = installed / "ansible_collections" / GALAXY["namespace"] / GALAXY["name"] / "bin" / "fleetpatch-audit"
+    assert os.access(script, os.X_OK)
+    (tmp_path / "audit.jsonl").write_bytes(b"")
+    done = _run(sys.executable, "-I", script, "verify", tmp_path / "audit.jsonl", "--no-head", cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.startswith(f"OK {tmp_path / 'audit.jsonl'}: 0 records")
 
 
 def test_module_list_names_every_module(installed: Path) -> None:

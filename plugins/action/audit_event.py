@@ -1,0 +1,124 @@
+# Copyright (c) fleetpatch contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""fleetpatch.rollout.audit_event: append one rollout event to the run's audit log, on the controller.
+
+The log, head file, HMAC key and run id are the ones the run's fleetpatch.rollout.audit callback published when
+it started (this worker was forked after that, so it inherits them): one configuration, one log, one chain.
+"""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _audit
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._approvals import URGENCIES, ApprovalError, check_approval
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._secrets import vault_plaintexts, vaulted
+
+MODULE = "fleetpatch.rollout.audit_event"
+KINDS = ("approval", "wave_start", "wave_end", "gate", "rollback", "verified", "note")
+
+ARGUMENT_SPEC = {
+    "kind": {"type": "str", "required": True, "choices": list(KINDS)},
+    "approved_by": {"type": "str"},
+    "implemented_by": {"type": "str"},
+    "urgency": {"type": "str", "choices": list(URGENCIES)},
+    "justification": {"type": "str"},
+    "verified_by": {"type": "str"},
+    "patch_id": {"type": "str"},
+    "artifact_sha256": {"type": "str"},
+    "wave": {"type": "str"},
+    "gate": {"type": "str"},
+    "decision": {"type": "str", "choices": ["proceed", "halt"]},
+    "hosts": {"type": "list", "elements": "str"},
+    "data": {"type": "dict", "default": {}},
+}
+# Where an argument is not given, the variable of the same meaning that the callback reads too.
+DEFAULT_VARS = {
+    "approved_by": "fleetpatch_approved_by", "implemented_by": "fleetpatch_implemented_by", "urgency": "fleetpatch_urgency",
+    "justification": "fleetpatch_justification", "verified_by": "fleetpatch_verified_by",
+}
+NOT_ENABLED = (f"{MODULE}: the audit callback fleetpatch.rollout.audit is not enabled in this run, so there is no audit trail to "
+               "add to: enable it (callbacks_enabled, or ANSIBLE_CALLBACKS_ENABLED=fleetpatch.rollout.audit)")
+
+
+class ActionModule(ActionBase):
+    """Write the event through the same AuditLog as the callback; fail when it cannot be written."""
+
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp  # nothing runs on the host
+        task_vars = task_vars or {}
+        _spec, args = self.validate_argument_spec(
+            argument_spec=ARGUMENT_SPEC,
+            required_if=[("kind", "gate", ("gate", "decision")), ("kind", "wave_start", ("wave",)), ("kind", "wave_end", ("wave",))],
+        )
+        sink = _audit.current_sink()
+        if sink is None:
+            raise AnsibleActionFail(NOT_ENABLED)
+        for name, variable in DEFAULT_VARS.items():
+            if args.get(name) is None:
+                args[name] = self._var(task_vars, variable)
+        kind = args["kind"]
+        # What the callback knows (extra vars, earlier events), then this host's variables, then the arguments.
+        context = _audit.merge_context(sink.get("context") or {"actors": {}},
+                                       _audit.context_from_vars({name: self._var(task_vars, name) for names in _audit.ACTOR_VARS.values() for name in names}))
+        context = _audit.merge_context(context, _audit.context_from_vars({name: self._var(task_vars, name) for name in _audit.CONTEXT_VARS.values()}))
+        update = {key: args[key] for key in ("patch_id", "artifact_sha256", "wave") if args.get(key)}
+        data = {key: args[key] for key in ("gate", "decision", "hosts") if args.get(key) is not None}
+        data.update(args["data"])
+        if self._task.check_mode:
+            data["check_mode"] = True
+        refusal = None
+        if kind == "approval":
+            try:
+                approval = check_approval(args["approved_by"], args["implemented_by"], args["urgency"] or "routine", args["justification"])
+                data["approval"] = approval
+                update["actors"] = {"approved_by": approval["approved_by"], "implemented_by": approval["implemented_by"]}
+            except ApprovalError as exc:
+                refusal = str(exc)
+                data["refused"] = refusal
+                data["approval"] = {key: args[key] for key in ("approved_by", "implemented_by", "urgency", "justification")}
+        elif kind == "verified":
+            if not (args["verified_by"] or "").strip():
+                raise AnsibleActionFail(f"{MODULE}: kind=verified needs verified_by (or the variable fleetpatch_verified_by): who verified the patch")
+            update["actors"] = {"verified_by": args["verified_by"].strip()}
+        context = _audit.merge_context(context, update)
+        # What the callback names in the records that follow: a wave that ended is no one's wave any more.
+        following = {key: value for key, value in update.items() if value}
+        if kind == "wave_end":
+            following["wave"] = None
+        host = None if self._task.run_once else task_vars.get("inventory_hostname")
+        record = _audit.make_record(kind, sink["run_id"], context, host=host, data=data, secret=vaulted, plaintexts=vault_plaintexts(task_vars))
+        try:
+            key = _audit.read_key(sink["key_file"]) if sink.get("key_file") else None
+            written = _audit.AuditLog(sink["log"], key=key, head=sink.get("head")).append(record)
+        except _audit.AuditError as exc:
+            raise AnsibleActionFail(f"{MODULE}: the audit log cannot be written, so the rollout stops here: {exc}") from None
+        result.update(changed=False, audit={
+            "log": sink["log"], "seq": written["seq"], "hash": written["hash"], "event": kind, "run_id": sink["run_id"],
+            "context": following,
+        })
+        if refusal:
+            raise AnsibleActionFail(f"{MODULE}: approval refused: {refusal}", result=result)
+        if kind == "approval":
+            result["approval"] = data["approval"]
+        if sink.get("dropped"):
+            raise AnsibleActionFail(
+                f"{MODULE}: the audit callback could not write {sink['dropped']} record(s) of this run, so its audit trail is incomplete "
+                f"and the rollout stops here (last error: {sink.get('error')})", result=result,
+            )
+        return result
+
+    def _var(self, task_vars, name):
+        """A variable's templated value, or None when it is not set or cannot be templated."""
+        if name not in task_vars:
+            return None
+        try:
+            return self._templar.template(task_vars[name])
+        except AnsibleError:
+            return None

@@ -1,0 +1,107 @@
+# Copyright (c) fleetpatch contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: audit_verify
+short_description: Check a fleetpatch audit log and say where it was tampered with
+version_added: 0.1.0
+author:
+  - fleetpatch maintainers (@fleetpatch)
+description:
+  - Checks each audit log written by the P(fleetpatch.rollout.audit#callback) callback and
+    M(fleetpatch.rollout.audit_event) the way C(fleetpatch-audit verify) does (the hash chain, the HMAC of every
+    record when O(hmac_key_file) is set, and the head file).
+  - Returns one result per log. A tampered log is not an error here; its result says RV(_value[].ok=false) and
+    lists the first bad record of each kind of damage. A log that cannot be read is an error.
+options:
+  _terms:
+    description:
+      - Paths of audit logs on the controller.
+    type: list
+    elements: path
+    required: true
+  hmac_key_file:
+    description:
+      - The HMAC key file the logs were written with. Without it HMACs are not checked.
+    type: path
+    env:
+      - name: FLEETPATCH_AUDIT_HMAC_KEY_FILE
+    ini:
+      - section: callback_fleetpatch_audit
+        key: hmac_key_file
+  head_file:
+    description:
+      - The head file to check the log against. Defaults to the log's path followed by V(.head).
+      - With several logs, each uses its own default; set this only with one log.
+    type: path
+  check_head:
+    description:
+      - Check the head file. Without it a cut-off tail goes unnoticed.
+    type: bool
+    default: true
+"""
+
+EXAMPLES = r"""
+- name: Check the audit trail after the rollout
+  ansible.builtin.assert:
+    that: audit.ok
+    fail_msg: "{{ audit.problems }}"
+  vars:
+    audit: "{{ lookup('fleetpatch.rollout.audit_verify', '/var/log/fleetpatch/audit.jsonl', hmac_key_file='/etc/fleetpatch/audit.key') }}"
+"""
+
+RETURN = r"""
+_value:
+  description: One result per log.
+  type: list
+  elements: dict
+  contains:
+    ok:
+      description: Whether the log is intact.
+      type: bool
+    records:
+      description: How many records the log holds.
+      type: int
+    last_seq:
+      description: The sequence number of the last record.
+      type: int
+    problems:
+      description:
+        - The first bad record of each kind of damage, by line; empty when the log is intact.
+        - Each has C(kind) (V(unparseable), V(edited), V(forged), V(deleted), V(reordered), V(truncated),
+          V(head)), C(line) (1-based, none for the head file), C(seq) and C(message).
+      type: list
+      elements: dict
+    notes:
+      description: What was not checked, and a head file behind the log.
+      type: list
+      elements: str
+"""
+
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.lookup import LookupBase
+
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._audit import AuditError, read_key, verify
+
+
+class LookupModule(LookupBase):
+    """fleetpatch.rollout.audit_verify."""
+
+    def run(self, terms, variables=None, **kwargs):
+        self.set_options(var_options=variables, direct=kwargs)
+        key_file = self.get_option("hmac_key_file")
+        head_file = self.get_option("head_file")
+        if head_file and len(terms) > 1:
+            raise AnsibleLookupError("fleetpatch.rollout.audit_verify: head_file names one head file, but several logs were given")
+        results = []
+        try:
+            key = read_key(key_file) if key_file else None
+            for path in terms:
+                head = (head_file or f"{path}.head") if self.get_option("check_head") else None
+                results.append(verify(path, key=key, head=head))
+        except AuditError as exc:
+            raise AnsibleLookupError(f"fleetpatch.rollout.audit_verify: {exc}") from None
+        return results

@@ -1,0 +1,542 @@
+# Copyright (c) fleetpatch contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The audit trail: an append-only, hash-chained JSON Lines log, its head file, and the verifier.
+
+PRIVATE to the fleetpatch.rollout collection: no compatibility promise to code outside it.
+
+Standard library only: ``bin/fleetpatch-audit`` loads this file by its path, without Ansible.
+
+One record is one line, the canonical JSON of a mapping (keys sorted, no spaces, UTF-8)::
+
+    {"event":"task","hash":"<sha256>","prev":"<hash of the record before>","run_id":"...","seq":7,"ts":"...Z",...}
+
+``hash`` is the sha256 of the canonical record without ``hash`` and ``hmac``; ``prev`` is the ``hash`` of the
+record before it (64 zeros for the first), so editing, deleting or reordering a record breaks the chain where it
+happened. With a key, ``hmac`` is HMAC-SHA256 over the same bytes, so a record cannot be forged or re-hashed
+without the key. After each record the chain head (``seq`` and ``hash``, with its own HMAC) is written to a
+second file, ``<log>.head`` by default, which is how a cut-off tail is found.
+
+:class:`AuditLog` appends under an exclusive ``flock`` on the log: it reads only the last record (from the end
+of the file), writes one line, ``fsync``s it, then replaces the head file atomically, all under the lock, so
+concurrent writers (two ``ansible-playbook`` runs, the callback and the forked workers of one run) never
+interleave nor fork the chain. :func:`verify` checks a log and names the first bad record of each kind.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import fcntl
+import hashlib
+import hmac
+import json
+import math
+import os
+import time
+
+__all__ = [
+    "ACTOR_VARS", "AuditError", "AuditLog", "CONTEXT_VARS", "FORMAT", "GENESIS", "KINDS", "NO_LOG_TEXT", "REDACTED",
+    "SINK_ENV", "canonical", "context_from_vars", "current_sink", "publish_sink", "format_report", "make_record", "merge_context", "read_key", "record_hash",
+    "record_hmac", "scrub", "task_data", "utc_now", "verify",
+]
+
+GENESIS = "0" * 64
+REDACTED = "<redacted>"
+NO_LOG_TEXT = "result hidden: no_log"
+# What verify() can report, in the order of the checks.
+KINDS = ("unparseable", "edited", "forged", "deleted", "reordered", "truncated", "head")
+_LOCK_TIMEOUT = 60.0
+_TAIL_BLOCK = 8192
+_VAULT_TYPES = frozenset({"AnsibleVaultEncryptedUnicode", "EncryptedString"})
+_MESSAGE_LIMIT = 1000
+_MIN_SECRET = 4
+
+
+class AuditError(Exception):
+    """The audit log cannot be written or read."""
+
+
+def canonical(record):
+    """The canonical bytes of a record: JSON with sorted keys, no spaces, UTF-8, no NaN."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def _body(record):
+    return canonical({key: value for key, value in record.items() if key not in ("hash", "hmac")})
+
+
+def record_hash(record):
+    """sha256 (hex) of the record without its ``hash`` and ``hmac``."""
+    return hashlib.sha256(_body(record)).hexdigest()
+
+
+def record_hmac(record, key):
+    """HMAC-SHA256 (hex) with ``key`` over the record without its ``hash`` and ``hmac``."""
+    return hmac.new(key, _body(record), hashlib.sha256).hexdigest()
+
+
+def _head_hmac(seq, digest, key):
+    return hmac.new(key, canonical({"head": {"hash": digest, "seq": seq}}), hashlib.sha256).hexdigest()
+
+
+def utc_now():
+    """Now, in UTC, as ``2026-11-22T07:41:03.123456Z``."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def read_key(path):
+    """The HMAC key in the file at ``path`` (its bytes, without trailing white space); AuditError otherwise."""
+    try:
+        with open(path, "rb") as handle:
+            key = handle.read().rstrip()
+    except OSError as exc:
+        raise AuditError(f"cannot read the audit HMAC key file {path}: {exc.strerror or exc}") from None
+    if not key:
+        raise AuditError(f"the audit HMAC key file {path} is empty")
+    return key
+
+
+def _fsync_dir(path):
+    fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class AuditLog:
+    """Appends records to one audit log and keeps its head file.
+
+    ``key`` (bytes) adds an HMAC to every record and to the head file. ``head`` defaults to ``<path>.head``.
+    """
+
+    def __init__(self, path, key=None, head=None, lock_timeout=_LOCK_TIMEOUT):
+        self.path = os.path.abspath(os.fspath(path))
+        self.head = os.path.abspath(os.fspath(head)) if head else self.path + ".head"
+        self.key = key
+        self.lock_timeout = lock_timeout
+
+    def append(self, record):
+        """Add ``record`` (a mapping of JSON values) as the next line and return it as written.
+
+        ``seq``, ``prev``, ``hash`` and ``hmac`` are filled in here; ``ts`` too when absent, under the lock. Returns once the
+        line and the head file are on disk. Raises AuditError when either cannot be written.
+        """
+        record = {key: value for key, value in record.items() if key not in ("seq", "prev", "hash", "hmac")}
+        try:
+            canonical(record)
+        except (TypeError, ValueError) as exc:
+            raise AuditError(f"an audit record must hold JSON values only: {exc}") from None
+        fd = self._open_locked()
+        try:
+            return self._append_locked(fd, record)
+        except OSError as exc:
+            raise AuditError(f"cannot write the audit log {self.path}: {exc.strerror or exc}") from None
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _open_locked(self):
+        """An fd of the log, opened for append, holding its exclusive lock; the log is created if missing."""
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                created = not os.path.exists(self.path)
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            except OSError as exc:
+                raise AuditError(f"cannot open the audit log {self.path}: {exc.strerror or exc}") from None
+            try:
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except OSError as exc:
+                        if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                            raise
+                        if time.monotonic() > deadline:
+                            raise AuditError(f"cannot lock the audit log {self.path}: another writer held it for {self.lock_timeout:g} s") from None
+                        time.sleep(0.005)
+                # The log may have been replaced between open and lock: lock the file that is at the path now.
+                if os.path.exists(self.path) and os.path.samestat(os.fstat(fd), os.stat(self.path)):
+                    if created:
+                        _fsync_dir(self.path)
+                    return fd
+            except OSError as exc:
+                os.close(fd)
+                raise AuditError(f"cannot lock the audit log {self.path}: {exc.strerror or exc}") from None
+            except AuditError:
+                os.close(fd)
+                raise
+            os.close(fd)
+
+    def _append_locked(self, fd, record):
+        last, torn = _tail(fd)
+        seq, prev = self._chain_end(last)
+        if torn:
+            # A writer died inside a line (power cut): that line was never complete, so never chained. Cut it
+            # off, and record what was cut, so that the chain goes on and the loss is on record.
+            end = os.fstat(fd).st_size
+            fragment = os.pread(fd, torn, end - torn)
+            os.ftruncate(fd, end - torn)
+            repair = {"event": "torn_tail", "ts": utc_now(), "data": {"bytes": torn, "sha256": hashlib.sha256(fragment).hexdigest()}}
+            repaired = self._write_record(fd, seq, prev, repair)
+            seq, prev = repaired["seq"], repaired["hash"]
+        return self._write_record(fd, seq, prev, record)
+
+    def _chain_end(self, last):
+        """``(seq, hash)`` of the last record, ``(0, GENESIS)`` for an empty log."""
+        if last is None:
+            return 0, GENESIS
+        record, reason = _parse(last)
+        if record is None:
+            raise AuditError(f"the last record of the audit log {self.path} is not a fleetpatch audit record ({reason}): "
+                             f"refusing to chain onto it; run fleetpatch-audit verify")
+        return record["seq"], record["hash"]
+
+    def _write_record(self, fd, seq, prev, record):
+        """Write ``record`` as seq + 1 after ``prev``, durably, and move the head file on; return it as written."""
+        record = dict(record, seq=seq + 1, prev=prev)
+        record.setdefault("ts", utc_now())  # taken under the lock: timestamps rise with seq
+        record["hash"] = record_hash(record)
+        if self.key is not None:
+            record["hmac"] = record_hmac(record, self.key)
+        _write_all(fd, canonical(record) + b"\n")
+        os.fsync(fd)
+        self._write_head(record["seq"], record["hash"])
+        return record
+
+    def _write_head(self, seq, digest):
+        head = {"seq": seq, "hash": digest}
+        if self.key is not None:
+            head["hmac"] = _head_hmac(seq, digest, self.key)
+        tmp = f"{self.head}.{os.getpid()}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
+            try:
+                _write_all(fd, canonical(head) + b"\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.head)
+            _fsync_dir(self.head)
+        except OSError as exc:
+            raise AuditError(f"record seq {seq} was written to the audit log {self.path} but the head file {self.head} could not be: "
+                             f"{exc.strerror or exc}") from None
+
+
+def _tail(fd):
+    """``(last complete line or None, length of an unterminated fragment after it)``, reading from the end."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return None, 0
+    data = b""
+    position = size
+    while True:
+        step = min(_TAIL_BLOCK, position)
+        position -= step
+        data = os.pread(fd, step, position) + data
+        end = data.rfind(b"\n")
+        torn = len(data) - end - 1 if end >= 0 else None
+        if end >= 0:
+            start = data.rfind(b"\n", 0, end)
+            if start >= 0 or position == 0:
+                return data[start + 1:end], torn
+        if position == 0:
+            return None, len(data)  # one unterminated fragment and nothing before it
+
+
+def _short(value, limit=_MESSAGE_LIMIT):
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _hide(text, plaintexts):
+    for plaintext in plaintexts:
+        if plaintext in text and (len(plaintext) >= _MIN_SECRET or plaintext == text):
+            text = text.replace(plaintext, REDACTED)
+    return text
+
+
+def scrub(value, secret=None, plaintexts=()):
+    """A JSON-safe copy of ``value`` with every vaulted value replaced and no_log results censored.
+
+    Vaulted values are recognised by type (``AnsibleVaultEncryptedUnicode``, ``EncryptedString``), by the
+    ``__ansible_vault`` mapping they serialise to, and by ``secret(value)`` when given (the Ansible side passes
+    a test that also knows ansible-core's vault tags, which survive templating); every occurrence of one of
+    ``plaintexts`` (the vaulted values in play; those shorter than 4 characters only as a whole string) is
+    replaced too; a mapping that says
+    ``_ansible_no_log`` becomes ``{"censored": ...}``; Ansible's internal ``_ansible_*`` keys are dropped; any
+    other object becomes the name of its type, never its text.
+    """
+    if type(value).__name__ in _VAULT_TYPES or (secret is not None and secret(value)):
+        return REDACTED
+    if isinstance(value, dict):
+        if "__ansible_vault" in value:
+            return REDACTED
+        if value.get("_ansible_no_log"):
+            return {"censored": NO_LOG_TEXT}
+        return {_hide(str(key), plaintexts): scrub(item, secret, plaintexts) for key, item in value.items() if not str(key).startswith("_ansible")}
+    if isinstance(value, (list, tuple)):
+        return [scrub(item, secret, plaintexts) for item in value]
+    if isinstance(value, str):
+        return _hide(str(value), plaintexts)  # str() also turns a str subclass (tagged by Ansible) into a plain one
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    return f"<{type(value).__name__}>"
+
+
+def task_data(result, status, no_log, include, secret=None, plaintexts=()):
+    """What the audit log keeps of one task result: never anything of a no_log result but its status.
+
+    ``result`` is the result mapping, ``include`` the result keys to keep (each scrubbed, strings cut to
+    1000 characters). A loop result is summarised by counts, never by its items, which may be secrets.
+    """
+    data = {"status": status, "changed": bool(result.get("changed", False))}
+    items = result.get("results")
+    if isinstance(items, list):
+        counts = {"items": len(items)}
+        for item in items:
+            if isinstance(item, dict):
+                for flag in ("changed", "failed", "skipped", "unreachable"):
+                    if item.get(flag):
+                        counts[flag] = counts.get(flag, 0) + 1
+        data["loop"] = counts
+    if no_log or result.get("_ansible_no_log"):
+        data["no_log"] = True
+        return data
+    for key in include:
+        if key in result and key != "results":
+            value = scrub(result[key], secret, plaintexts)
+            data[key] = _short(value) if isinstance(value, str) else value
+    return data
+
+
+ACTOR_VARS = {
+    "approved_by": ("fleetpatch_approved_by",),
+    "implemented_by": ("fleetpatch_implemented_by",),
+    "verified_by": ("fleetpatch_verified_by",),
+    "controller_user": ("awx_user_name", "tower_user_name"),
+    "controller_job_id": ("awx_job_id", "tower_job_id"),
+}
+CONTEXT_VARS = {"patch_id": "fleetpatch_patch_id", "artifact_sha256": "fleetpatch_artifact_sha256", "wave": "fleetpatch_wave"}
+FORMAT = 1
+
+
+def _plain(value):
+    """A variable's value fit for a record's context, or None (vaulted, unrendered template, or not a scalar)."""
+    if type(value).__name__ in _VAULT_TYPES or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip() and "{{" not in value and "{%" not in value:
+        return str(value).strip()
+    return None
+
+
+def context_from_vars(variables):
+    """The actors, patch and wave that ``variables`` (extra or task vars, already templated) name.
+
+    ``{"actors": {...}, "patch_id": ..., "artifact_sha256": ..., "wave": ...}`` with only the keys found: the
+    fleetpatch_* variables, and the AWX / Automation Controller user and job id (``awx_*``, or ``tower_*``).
+    """
+    context = {"actors": {}}
+    for actor, names in ACTOR_VARS.items():
+        for name in names:
+            value = _plain(variables.get(name))
+            if value is not None:
+                context["actors"][actor] = value
+                break
+    for field, name in CONTEXT_VARS.items():
+        value = _plain(variables.get(name))
+        if value is not None:
+            context[field] = value
+    return context
+
+
+def merge_context(base, update):
+    """``base`` with the fields and actors of ``update`` laid over it (a new mapping)."""
+    merged = {**base, **{key: value for key, value in update.items() if key != "actors"}}
+    merged["actors"] = {**base.get("actors", {}), **update.get("actors", {})}
+    return merged
+
+
+def make_record(event, run_id, context, host=None, data=None, secret=None, plaintexts=()):
+    """A record before it is chained: the fields every record has (None where unknown) and ``data``."""
+    actors = context.get("actors", {})
+    return {
+        "v": FORMAT, "event": event, "run_id": run_id, "host": host,
+        "actors": {actor: actors.get(actor) for actor in ACTOR_VARS},
+        "patch_id": context.get("patch_id"), "artifact_sha256": context.get("artifact_sha256"), "wave": context.get("wave"),
+        "data": scrub(data or {}, secret, plaintexts),
+    }
+
+
+SINK_ENV = "FLEETPATCH_AUDIT_SINK"
+
+
+def publish_sink(sink):
+    """Tell the run's worker processes (forked later, so they inherit the environment) where the audit goes.
+
+    ``sink`` is a mapping (``log``, ``head``, ``key_file``, ``run_id``, ``dropped``, ``error``), or None to
+    withdraw it at the end of the run.
+    """
+    if sink is None:
+        os.environ.pop(SINK_ENV, None)
+    else:
+        os.environ[SINK_ENV] = json.dumps(sink, sort_keys=True)
+
+
+def current_sink():
+    """The sink the audit callback of this run published, or None when it is not enabled."""
+    text = os.environ.get(SINK_ENV)
+    if not text:
+        return None
+    try:
+        sink = json.loads(text)
+    except ValueError:
+        return None
+    return sink if isinstance(sink, dict) and sink.get("log") and sink.get("run_id") else None
+
+
+def _read_head(path, key):
+    """``(seq, hash, problem message or None)`` of a head file."""
+    try:
+        with open(path, "rb") as handle:
+            head = json.loads(handle.read())
+        seq, digest = head["seq"], head["hash"]
+        if not isinstance(seq, int) or not isinstance(digest, str):
+            raise TypeError("seq or hash of the wrong type")
+    except OSError as exc:
+        return None, None, f"head file {path} cannot be read: {exc.strerror or exc}"
+    except (ValueError, TypeError, KeyError) as exc:
+        return None, None, f"head file {path} is not a fleetpatch audit head: {exc}"
+    if key is not None and not hmac.compare_digest(str(head.get("hmac", "")), _head_hmac(seq, digest, key)):
+        return seq, digest, f"head file {path} has no valid HMAC: it was written without the key"
+    return seq, digest, None
+
+
+def _parse(line):
+    """The record on a line, or the reason it is not one."""
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        return None, f"not JSON: {exc}"
+    if not isinstance(record, dict):
+        return None, "not a JSON object"
+    for field, kind in (("seq", int), ("prev", str), ("hash", str)):
+        if not isinstance(record.get(field), kind) or isinstance(record.get(field), bool):
+            return None, f"no valid {field!r}"
+    return record, None
+
+
+def verify(path, key=None, head=None):
+    """Check the audit log at ``path``: chain, HMACs (with ``key``) and the head file (with ``head``).
+
+    Returns a mapping: ``ok``; ``records``; ``last_seq`` and ``last_hash``; ``hmac_checked``; ``head_checked``;
+    ``problems``, the first bad record of each kind found (``kind``, ``line`` (1-based), ``seq``, ``message``),
+    ordered by line; and ``notes``. The kinds are ``unparseable``, ``edited`` (a record's content does not match
+    its hash, or the chain breaks where a hash was recomputed), ``forged`` (no valid HMAC), ``deleted`` (a gap in
+    the sequence), ``reordered``, ``truncated`` (the head file is ahead of the log) and ``head`` (the head file
+    is missing, unreadable, unsigned or disagrees with the log). Raises AuditError when the log cannot be read.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise AuditError(f"cannot read the audit log {path}: {exc.strerror or exc}") from None
+    lines = data.split(b"\n")
+    torn = lines.pop()  # after the final newline: empty unless the last line is incomplete
+    problems = {}
+    notes = []
+
+    def report(kind, line, seq, message):
+        if kind not in problems:
+            problems[kind] = {"kind": kind, "line": line, "seq": seq, "message": message}
+
+    parsed = []
+    for number, line in enumerate(lines, start=1):
+        record, reason = _parse(line)
+        if record is None:
+            report("unparseable", number, None, f"line {number} is not an audit record: {reason}")
+        else:
+            parsed.append((number, record))
+    if torn:
+        report("unparseable", len(lines) + 1, None, f"line {len(lines) + 1} is incomplete (no newline at the end of the log, {len(torn)} bytes)")
+
+    later_seqs = {}
+    for number, record in parsed:
+        later_seqs[record["seq"]] = later_seqs.get(record["seq"], 0) + 1
+    hashes = {}  # seq -> (hash, line) of the records seen so far
+    top = 0
+    previous_line = 0
+    for number, record in parsed:
+        seq = record["seq"]
+        later_seqs[seq] -= 1
+        garbled, previous_line = number - previous_line - 1, number  # unparseable lines just before this one
+        if record_hash(record) != record["hash"]:
+            report("edited", number, seq, f"line {number} (seq {seq}) was edited: its content does not match its hash")
+        elif key is not None and not hmac.compare_digest(str(record.get("hmac", "")), record_hmac(record, key)):
+            report("forged", number, seq, f"line {number} (seq {seq}) has no valid HMAC: it was written or re-hashed without the key")
+        expected = top + 1
+        if garbled and expected < seq <= expected + garbled:
+            pass  # the records in between are the unparseable lines, already reported
+        elif seq == expected:
+            prev = hashes[top][0] if top else GENESIS
+            if record["prev"] != prev:
+                where = f"seq {top} on line {hashes[top][1]}" if top else "the start of the log"
+                report("edited", number, seq, f"line {number} (seq {seq}) does not chain onto {where}: one of them was edited and its hash recomputed")
+        elif seq < expected or later_seqs.get(expected):
+            report("reordered", number, seq, f"line {number} holds seq {seq} where seq {expected} belongs")
+        else:
+            missing = f"seq {expected}" if seq == expected + 1 else f"seq {expected} to {seq - 1}"
+            report("deleted", number, seq, f"{missing} deleted before line {number} (seq {seq})")
+        hashes.setdefault(seq, (record["hash"], number))
+        top = max(top, seq)
+
+    head_checked = head is not None
+    if head is not None:
+        if not os.path.exists(head):
+            report("head", None, None, f"head file {head} is missing")
+        else:
+            head_seq, head_hash, problem = _read_head(head, key)
+            if problem:
+                report("head", None, head_seq, problem)
+            elif head_seq > top:
+                report("truncated", len(lines) + 1, top + 1, f"the log ends at seq {top} (line {len(lines)}) but the head file says seq {head_seq}: "
+                       f"{head_seq - top} record(s) cut off the end")
+            elif head_seq and hashes.get(head_seq, (None,))[0] != head_hash:
+                line = hashes.get(head_seq, (None, None))[1]
+                report("head", line, head_seq, f"seq {head_seq} in the log differs from the head file: the log was rewritten from there on")
+            elif head_seq < top:
+                notes.append(f"the head file is {top - head_seq} record(s) behind the log (a writer stopped between the two writes)")
+    if key is None:
+        notes.append("HMACs not checked: no key given")
+    last = hashes.get(top, (None,))[0] if top else None
+    ordered = sorted(problems.values(), key=lambda item: (item["line"] is None, item["line"] or 0, KINDS.index(item["kind"])))
+    return {
+        "ok": not ordered, "path": os.fspath(path), "records": len(parsed), "last_seq": top, "last_hash": last,
+        "hmac_checked": key is not None, "head_checked": head_checked, "problems": ordered, "notes": notes,
+    }
+
+
+def format_report(result):
+    """The verifier's report as text: one line per problem, or one line saying the log is intact."""
+    if result["ok"]:
+        checks = ["hash chain", "HMACs" if result["hmac_checked"] else None, "head file" if result["head_checked"] else None]
+        lines = [f"OK {result['path']}: {result['records']} records, last seq {result['last_seq']}; checked: {', '.join(c for c in checks if c)}"]
+    else:
+        lines = [f"TAMPERED {result['path']}: {len(result['problems'])} kind(s) of damage"]
+        for problem in result["problems"]:
+            where = f"line {problem['line']}" if problem["line"] is not None else "head file"
+            seq = f" seq {problem['seq']}" if problem["seq"] is not None else ""
+            lines.append(f"{problem['kind']}: {where}{seq}: {problem['message']}")
+    lines.extend(f"note: {note}" for note in result["notes"])
+    return "\n".join(lines)

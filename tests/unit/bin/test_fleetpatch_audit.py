@@ -1,0 +1,96 @@
+"""bin/fleetpatch-audit as an operator runs it: a plain Python 3 without Ansible, from a checkout or a copy of it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._audit import AuditLog
+
+REPO = Path(__file__).resolve().parents[3]
+SCRIPT = REPO / "bin" / "fleetpatch-audit"
+# The system's Python has no Ansible: the verifier must not need it. Fall back to this one (-I: no site-packages).
+PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+
+def _run(*args, script=SCRIPT):
+    return subprocess.run([PYTHON, "-I", str(script), *map(str, args)], capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture
+def log(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    (tmp_path / "key").write_bytes(b"k3y\n")
+    writer = AuditLog(path, key=b"k3y")
+    for number in range(5):
+        writer.append({"event": "task", "host": f"h{number}"})
+    return path
+
+
+def test_intact_log(log):
+    done = _run("verify", log, "--key", log.parent / "key")
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"OK {log}: 5 records, last seq 5; checked: hash chain, HMACs, head file\n", "")
+
+
+def test_tampered_log(log):
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:1] + lines[2:4]))
+    done = _run("verify", log, "--key", log.parent / "key")
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        f"TAMPERED {log}: 2 kind(s) of damage",
+        "deleted: line 2 seq 3: seq 2 deleted before line 2 (seq 3)",
+        "truncated: line 4 seq 5: the log ends at seq 4 (line 3) but the head file says seq 5: 1 record(s) cut off the end",
+    ]
+    done = _run("verify", log, "--no-head", "--json")
+    assert done.returncode == 1
+    result = json.loads(done.stdout)
+    assert [(p["kind"], p["line"], p["seq"]) for p in result["problems"]] == [("deleted", 2, 3)]
+    assert result["notes"] == ["HMACs not checked: no key given"]
+
+
+def test_wrong_key_is_forgery(log, tmp_path):
+    (tmp_path / "other").write_text("another key\n", encoding="utf-8")
+    done = _run("verify", log, "--key", tmp_path / "other")
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[1:] == [
+        "forged: line 1 seq 1: line 1 (seq 1) has no valid HMAC: it was written or re-hashed without the key",
+        f"head: head file seq 5: head file {log}.head has no valid HMAC: it was written without the key",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "stderr"),
+    [
+        (("verify", "{dir}/nothing.jsonl"), "fleetpatch-audit: cannot read the audit log {dir}/nothing.jsonl: No such file or directory\n"),
+        (("verify", "{dir}/audit.jsonl", "--key", "{dir}/nokey"),
+         "fleetpatch-audit: cannot read the audit HMAC key file {dir}/nokey: No such file or directory\n"),
+    ],
+)
+def test_unreadable_input_is_exit_2(log, args, stderr):
+    done = _run(*(arg.format(dir=log.parent) for arg in args))
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", stderr.format(dir=log.parent))
+
+
+def test_usage_error_is_exit_2(log):
+    done = _run("check", log)
+    assert done.returncode == 2
+    assert "invalid choice: 'check'" in done.stderr
+    assert _run("verify", log, "--head", "x", "--no-head").returncode == 2
+
+
+def test_runs_from_a_copy_of_the_collection_and_through_a_link(log, tmp_path):
+    copy = tmp_path / "installed" / "ansible_collections" / "fleetpatch" / "rollout"
+    (copy / "plugins").mkdir(parents=True)
+    shutil.copytree(REPO / "plugins" / "plugin_utils", copy / "plugins" / "plugin_utils")
+    shutil.copytree(REPO / "bin", copy / "bin")
+    link = tmp_path / "fleetpatch-audit"
+    link.symlink_to(copy / "bin" / "fleetpatch-audit")
+    for script in (copy / "bin" / "fleetpatch-audit", link):
+        assert _run("verify", log, script=script).returncode == 0

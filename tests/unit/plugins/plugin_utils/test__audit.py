@@ -1,0 +1,350 @@
+"""The audit log on a real file: appends, the chain, the head file, concurrent writers, and every kind of tampering."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import multiprocessing
+import os
+
+import pytest
+
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _audit
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._audit import AuditError, AuditLog, verify
+
+KEY = b"fleetpatch-test-key"
+RECORDS = 6
+
+
+def _write(path, count=RECORDS, key=KEY):
+    log = AuditLog(path, key=key)
+    return [log.append({"event": "task", "host": f"web-{number:02d}", "data": {"status": "ok"}}) for number in range(1, count + 1)]
+
+
+@pytest.fixture
+def log(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    _write(path)
+    return path
+
+
+def _lines(path):
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def _rehash(line, key=None, **changes):
+    """A line with fields changed and its hash recomputed, as someone who knows the format (not the key) would."""
+    record = json.loads(line)
+    record.update(changes)
+    record.pop("hmac", None)
+    record["hash"] = _audit.record_hash(record)
+    if key is not None:
+        record["hmac"] = _audit.record_hmac(record, key)
+    return _audit.canonical(record) + b"\n"
+
+
+def _edit(line, **changes):
+    """A line with fields changed and nothing else."""
+    record = json.loads(line)
+    record.update(changes)
+    return _audit.canonical(record) + b"\n"
+
+
+def _rechain(lines, start):
+    """Lines from ``start`` (0-based) re-hashed one after another, so the chain holds again (without the key)."""
+    out = list(lines[:start])
+    prev = json.loads(out[-1])["hash"] if out else _audit.GENESIS
+    for line in lines[start:]:
+        line = _rehash(line, prev=prev)
+        prev = json.loads(line)["hash"]
+        out.append(line)
+    return out
+
+
+def _forged_append(lines):
+    """A record added at the end with a correct chain but no valid HMAC: written without the key."""
+    last = json.loads(lines[-1])
+    record = {"event": "approval", "ts": "2026-11-22T08:00:00.000000Z", "data": {"approved_by": "mallory"}, "seq": last["seq"] + 1,
+              "prev": last["hash"]}
+    record["hash"] = _audit.record_hash(record)
+    return lines + [_audit.canonical(record) + b"\n"]
+
+
+def _rewrite_head(path, seq, key=None):
+    """The head file rewritten to point at record ``seq``."""
+    record = json.loads(_lines(path)[seq - 1])
+    head = {"seq": seq, "hash": record["hash"]}
+    if key is not None:
+        head["hmac"] = _audit._head_hmac(seq, record["hash"], key)  # pylint: disable=protected-access
+    path.with_name(path.name + ".head").write_bytes(_audit.canonical(head) + b"\n")
+
+
+TAMPERING = [
+    # (id, change to the lines, key given to verify, expected problems as (kind, line, seq), message of the first)
+    ("untouched", lambda lines: lines, KEY, [], None),
+    ("untouched-without-key", lambda lines: lines, None, [], None),
+    ("edited-field", lambda lines: lines[:2] + [_edit(lines[2], host="web-99")] + lines[3:], KEY,
+     [("edited", 3, 3)], "line 3 (seq 3) was edited: its content does not match its hash"),
+    ("edited-field-rehashed-no-key", lambda lines: lines[:2] + [_rehash(lines[2], host="web-99")] + lines[3:], None,
+     [("edited", 4, 4)], "line 4 (seq 4) does not chain onto seq 3 on line 3: one of them was edited and its hash recomputed"),
+    ("edited-field-rehashed-with-key", lambda lines: lines[:2] + [_rehash(lines[2], host="web-99")] + lines[3:], KEY,
+     [("forged", 3, 3), ("edited", 4, 4)], "line 3 (seq 3) has no valid HMAC: it was written or re-hashed without the key"),
+    ("edited-whole-chain-rehashed-no-key", lambda lines: _rechain(lines[:2] + [_edit(lines[2], host="web-99")] + lines[3:], 2), None,
+     [("head", 6, 6)], "seq 6 in the log differs from the head file: the log was rewritten from there on"),
+    ("edited-whole-chain-rehashed-with-key", lambda lines: _rechain(lines[:2] + [_edit(lines[2], host="web-99")] + lines[3:], 2), KEY,
+     [("forged", 3, 3), ("head", 6, 6)], "line 3 (seq 3) has no valid HMAC: it was written or re-hashed without the key"),
+    ("deleted-one", lambda lines: lines[:2] + lines[3:], KEY, [("deleted", 3, 4)], "seq 3 deleted before line 3 (seq 4)"),
+    ("deleted-two", lambda lines: lines[:2] + lines[4:], KEY, [("deleted", 3, 5)], "seq 3 to 4 deleted before line 3 (seq 5)"),
+    ("deleted-first", lambda lines: lines[1:], KEY, [("deleted", 1, 2)], "seq 1 deleted before line 1 (seq 2)"),
+    ("reordered-swap", lambda lines: lines[:2] + [lines[3], lines[2]] + lines[4:], KEY,
+     [("reordered", 3, 4)], "line 3 holds seq 4 where seq 3 belongs"),
+    ("reordered-moved-to-end", lambda lines: [lines[0]] + lines[2:] + [lines[1]], KEY,
+     [("reordered", 2, 3)], "line 2 holds seq 3 where seq 2 belongs"),
+    ("duplicated", lambda lines: lines[:4] + [lines[1]] + lines[4:], KEY, [("reordered", 5, 2)], "line 5 holds seq 2 where seq 5 belongs"),
+    ("truncated-tail", lambda lines: lines[:4], KEY,
+     [("truncated", 5, 5)], "the log ends at seq 4 (line 4) but the head file says seq 6: 2 record(s) cut off the end"),
+    ("truncated-to-empty", lambda lines: [], None,
+     [("truncated", 1, 1)], "the log ends at seq 0 (line 0) but the head file says seq 6: 6 record(s) cut off the end"),
+    ("forged-appended-with-key", _forged_append, KEY,
+     [("forged", 7, 7)], "line 7 (seq 7) has no valid HMAC: it was written or re-hashed without the key"),
+    ("unparseable", lambda lines: lines[:1] + [b"not json\n"] + lines[2:], KEY,
+     [("unparseable", 2, None)], "line 2 is not an audit record: not JSON: Expecting value: line 1 column 1 (char 0)"),
+    ("unparseable-not-a-record", lambda lines: lines[:1] + [b'{"seq": "2"}\n'] + lines[2:], KEY,
+     [("unparseable", 2, None)], "line 2 is not an audit record: no valid 'seq'"),
+    ("torn-last-line", lambda lines: lines + [b'{"event":"task","se'], KEY,
+     [("unparseable", 7, None)], "line 7 is incomplete (no newline at the end of the log, 19 bytes)"),
+    ("edited-and-deleted-and-truncated", lambda lines: [lines[0], _edit(lines[1], host="x")] + lines[3:5], KEY,
+     [("edited", 2, 2), ("deleted", 3, 4), ("truncated", 5, 6)], "line 2 (seq 2) was edited: its content does not match its hash"),
+]
+
+
+@pytest.mark.parametrize(("change", "key", "expected", "message"), [case[1:] for case in TAMPERING], ids=[case[0] for case in TAMPERING])
+def test_tampering_is_detected_and_located(log, change, key, expected, message):
+    head = str(log) + ".head"
+    log.write_bytes(b"".join(change(_lines(log))))
+    result = verify(log, key=key, head=head)
+    assert [(problem["kind"], problem["line"], problem["seq"]) for problem in result["problems"]] == expected
+    assert result["ok"] is (not expected)
+    if message is not None:
+        assert result["problems"][0]["message"] == message
+
+
+def test_untouched_log_passes_with_everything_checked(log):
+    written = [json.loads(line) for line in _lines(log)]
+    result = verify(log, key=KEY, head=str(log) + ".head")
+    assert result == {
+        "ok": True, "path": str(log), "records": RECORDS, "last_seq": RECORDS, "last_hash": written[-1]["hash"],
+        "hmac_checked": True, "head_checked": True, "problems": [], "notes": [],
+    }
+    assert [record["seq"] for record in written] == list(range(1, RECORDS + 1))
+    assert written[0]["prev"] == _audit.GENESIS
+    assert all(later["prev"] == earlier["hash"] for earlier, later in zip(written, written[1:]))
+    assert [record["ts"] for record in written] == sorted(record["ts"] for record in written)
+    assert json.loads((log.parent / "audit.jsonl.head").read_bytes()) == {
+        "seq": RECORDS, "hash": written[-1]["hash"], "hmac": _audit._head_hmac(RECORDS, written[-1]["hash"], KEY),  # pylint: disable=protected-access
+    }
+
+
+def test_a_forged_record_without_the_key_passes_only_when_no_key_is_checked(log):
+    log.write_bytes(b"".join(_forged_append(_lines(log))))
+    # Without the key a well-formed forgery is indistinguishable: that is what the HMAC key is for.
+    result = verify(log, head=str(log) + ".head")
+    assert result["ok"] is True
+    assert result["notes"] == ["the head file is 1 record(s) behind the log (a writer stopped between the two writes)",
+                               "HMACs not checked: no key given"]
+
+
+@pytest.mark.parametrize(
+    ("key_for_head", "key", "expected"),
+    [
+        (None, KEY, [("head", None, 4)]),  # rewritten without the key: its HMAC gives it away
+        (KEY, KEY, []),  # rewritten with the key: whoever holds the key can cut the log unnoticed
+        (None, None, []),  # no key anywhere: a cut made with the head file rewritten goes unnoticed
+    ],
+)
+def test_truncation_with_the_head_file_rewritten(log, key_for_head, key, expected):
+    log.write_bytes(b"".join(_lines(log)[:4]))
+    _rewrite_head(log, 4, key_for_head)
+    result = verify(log, key=key, head=str(log) + ".head")
+    assert [(problem["kind"], problem["line"], problem["seq"]) for problem in result["problems"]] == expected
+    if expected:
+        assert result["problems"][0]["message"] == f"head file {log}.head has no valid HMAC: it was written without the key"
+
+
+def test_missing_head_file(log):
+    os.unlink(str(log) + ".head")
+    result = verify(log, key=KEY, head=str(log) + ".head")
+    assert result["problems"] == [{"kind": "head", "line": None, "seq": None, "message": f"head file {log}.head is missing"}]
+
+
+def test_a_torn_last_line_is_cut_off_on_record_and_the_chain_goes_on(log):
+    torn = b'{"event":"task","se'
+    with open(log, "ab") as handle:
+        handle.write(torn)
+    AuditLog(log, key=KEY).append({"event": "run_end"})
+    records = [json.loads(line) for line in _lines(log)]
+    assert [record["event"] for record in records[-2:]] == ["torn_tail", "run_end"]
+    assert records[-2]["data"] == {"bytes": len(torn), "sha256": __import__("hashlib").sha256(torn).hexdigest()}
+    assert verify(log, key=KEY, head=str(log) + ".head")["ok"] is True
+
+
+def test_the_last_record_is_read_from_the_end_even_when_long(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    log.append({"event": "note", "data": {"text": "x" * 50000}})  # longer than the block read from the end
+    log.append({"event": "note", "data": {"text": "y" * 20000}})
+    log.append({"event": "note"})
+    assert verify(path, head=str(path) + ".head")["ok"] is True
+
+
+def _writer(path, writer, count):
+    log = AuditLog(path, key=KEY)
+    for number in range(count):
+        log.append({"event": "task", "host": f"w{writer}", "data": {"n": number}})
+
+
+def test_concurrent_writers_lose_and_interleave_nothing(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    workers = [multiprocessing.get_context("fork").Process(target=_writer, args=(path, writer, 40)) for writer in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [worker.exitcode for worker in workers] == [0] * 6
+    result = verify(path, key=KEY, head=str(path) + ".head")
+    assert (result["ok"], result["records"], result["last_seq"]) == (True, 240, 240)
+    records = [json.loads(line) for line in _lines(path)]
+    assert sorted((record["host"], record["data"]["n"]) for record in records) == sorted((f"w{w}", n) for w in range(6) for n in range(40))
+
+
+def test_append_errors(tmp_path):
+    directory = tmp_path / "log-is-a-directory"
+    directory.mkdir()
+    cases = [
+        (AuditLog(directory), {"event": "x"}, f"cannot open the audit log {directory}: Is a directory"),
+        (AuditLog(tmp_path / "missing" / "audit.jsonl"), {"event": "x"},
+         f"cannot open the audit log {tmp_path / 'missing' / 'audit.jsonl'}: No such file or directory"),
+        (AuditLog(tmp_path / "a.jsonl"), {"event": {1, 2}}, "an audit record must hold JSON values only: Object of type set is not JSON serializable"),
+        (AuditLog(tmp_path / "b.jsonl", head=tmp_path / "missing" / "b.head"), {"event": "x"},
+         f"record seq 1 was written to the audit log {tmp_path / 'b.jsonl'} but the head file {tmp_path / 'missing' / 'b.head'} could not be: "
+         "No such file or directory"),
+    ]
+    for log, record, message in cases:
+        with pytest.raises(AuditError) as raised:
+            log.append(record)
+        assert str(raised.value) == message
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_bytes(b"hello\n")
+    with pytest.raises(AuditError) as raised:
+        AuditLog(garbage).append({"event": "x"})
+    assert str(raised.value) == (f"the last record of the audit log {garbage} is not a fleetpatch audit record "
+                                 "(not JSON: Expecting value: line 1 column 1 (char 0)): refusing to chain onto it; run fleetpatch-audit verify")
+    assert garbage.read_bytes() == b"hello\n"
+
+
+def test_a_writer_that_holds_the_lock_too_long(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    with open(path, "ab") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        with pytest.raises(AuditError) as raised:
+            AuditLog(path, lock_timeout=0.2).append({"event": "x"})
+    assert str(raised.value) == f"cannot lock the audit log {path}: another writer held it for 0.2 s"
+    assert path.read_bytes() == b""
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "cannot read the audit HMAC key file {path}: No such file or directory"), (b" \n", "the audit HMAC key file {path} is empty")],
+)
+def test_read_key_errors(tmp_path, content, message):
+    path = tmp_path / "key"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(AuditError) as raised:
+        _audit.read_key(path)
+    assert str(raised.value) == message.format(path=path)
+
+
+def test_read_key_strips_the_trailing_newline(tmp_path):
+    (tmp_path / "key").write_bytes(b"s3cret key\n")
+    assert _audit.read_key(tmp_path / "key") == b"s3cret key"
+
+
+class AnsibleVaultEncryptedUnicode(str):
+    """Stands in for Ansible's vaulted string type, recognised by its name (this module may not import Ansible)."""
+
+
+class EncryptedString:
+    """Stands in for ansible-core 2.19's vaulted value type."""
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"a": 1, "b": [True, None, 1.5]}, {"a": 1, "b": [True, None, 1.5]}),
+        ({"token": AnsibleVaultEncryptedUnicode("hunter2")}, {"token": "<redacted>"}),
+        ({"token": EncryptedString()}, {"token": "<redacted>"}),
+        ({"token": {"__ansible_vault": "$ANSIBLE_VAULT;1.1;AES256\n6162"}}, {"token": "<redacted>"}),
+        ({"item": {"_ansible_no_log": True, "password": "hunter2"}}, {"item": {"censored": "result hidden: no_log"}}),
+        ({"_ansible_verbose_always": True, "_ansible_item_label": "hunter2", "x": (1, 2)}, {"x": [1, 2]}),
+        ({"when": object()}, {"when": "<object>"}),
+        ({"nan": float("nan")}, {"nan": "nan"}),
+    ],
+)
+def test_scrub(value, expected):
+    assert _audit.scrub(value) == expected
+
+
+INCLUDE = ("msg", "rc", "version")
+
+
+@pytest.mark.parametrize(
+    ("result", "status", "no_log", "expected"),
+    [
+        ({"changed": True, "rc": 0, "stdout": "secret", "version": "7.0.28", "invocation": {"module_args": {"password": "x"}}}, "changed", False,
+         {"status": "changed", "changed": True, "rc": 0, "version": "7.0.28"}),
+        ({"failed": True, "msg": "hunter2 rejected", "rc": 1}, "failed", True, {"status": "failed", "changed": False, "no_log": True}),
+        ({"censored": "hidden", "changed": False}, "ok", True, {"status": "ok", "changed": False, "no_log": True}),
+        ({"msg": "hunter2", "_ansible_no_log": True}, "failed", False, {"status": "failed", "changed": False, "no_log": True}),
+        ({"msg": "All items completed", "changed": True, "results": [
+            {"item": "hunter2", "changed": True}, {"item": "hunter3", "failed": True}, {"item": "x", "skipped": True}]}, "failed", False,
+         {"status": "failed", "changed": True, "msg": "All items completed", "loop": {"items": 3, "changed": 1, "failed": 1, "skipped": 1}}),
+        ({"results": [{"_ansible_no_log": True, "changed": True}]}, "changed", True,
+         {"status": "changed", "changed": False, "loop": {"items": 1, "changed": 1}, "no_log": True}),
+        ({"msg": "x" * 2000}, "failed", False, {"status": "failed", "changed": False, "msg": "x" * 1000 + "..."}),
+    ],
+)
+def test_task_data(result, status, no_log, expected):
+    assert _audit.task_data(result, status, no_log, INCLUDE) == expected
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({}, {"actors": {}}),
+        ({"fleetpatch_approved_by": " alice ", "fleetpatch_implemented_by": "bob", "fleetpatch_verified_by": "carol",
+          "awx_user_name": "admin", "awx_job_id": 42, "fleetpatch_patch_id": "FP-2025-14847", "fleetpatch_artifact_sha256": "ab" * 32,
+          "fleetpatch_wave": "canary"},
+         {"actors": {"approved_by": "alice", "implemented_by": "bob", "verified_by": "carol", "controller_user": "admin", "controller_job_id": 42},
+          "patch_id": "FP-2025-14847", "artifact_sha256": "ab" * 32, "wave": "canary"}),
+        ({"tower_user_name": "admin", "tower_job_id": 7}, {"actors": {"controller_user": "admin", "controller_job_id": 7}}),
+        # unrendered templates, vaulted values, empty strings, booleans and mappings name nobody
+        ({"fleetpatch_approved_by": "{{ approver }}", "fleetpatch_implemented_by": AnsibleVaultEncryptedUnicode("x"),
+          "fleetpatch_verified_by": " ", "fleetpatch_wave": True, "fleetpatch_patch_id": {"id": 1}}, {"actors": {}}),
+    ],
+)
+def test_context_from_vars(variables, expected):
+    assert _audit.context_from_vars(variables) == expected
+
+
+def test_format_report(log):
+    assert _audit.format_report(verify(log, key=KEY, head=str(log) + ".head")) == (
+        f"OK {log}: 6 records, last seq 6; checked: hash chain, HMACs, head file"
+    )
+    log.write_bytes(b"".join(_lines(log)[:2] + _lines(log)[3:5]))
+    assert _audit.format_report(verify(log, head=str(log) + ".head")) == "\n".join([
+        f"TAMPERED {log}: 2 kind(s) of damage",
+        "deleted: line 3 seq 4: seq 3 deleted before line 3 (seq 4)",
+        "truncated: line 5 seq 6: the log ends at seq 5 (line 4) but the head file says seq 6: 1 record(s) cut off the end",
+        "note: HMACs not checked: no key given",
+    ])
