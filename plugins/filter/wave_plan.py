@@ -1,0 +1,199 @@
+# Copyright (c) fleetpatch contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: wave_plan
+short_description: Plan a patch's rollout in waves, honouring clusters and maintenance windows
+version_added: 0.1.0
+author:
+  - fleetpatch maintainers (@fleetpatch)
+description:
+  - Turns the hosts' inventory variables and detection results, a checked patch manifest and a rollout policy
+    into an ordered list of waves, each host with the reason it is where it is. It decides; it runs nothing.
+  - Hosts whose detection failed or was unreachable are excluded as V(unknown), never planned as patched;
+    hosts already on the fixed version as V(fixed); hosts outside the affected range as V(not_affected).
+  - If any affected host runs a version outside the manifest's C(compatible_with), the plan is refused and the
+    error names every such host and its version.
+  - The canary goes first, then region by region (O(policy) C(region_order), then the other regions, smallest
+    first), then hosts without a region. No wave takes down more members of one cluster than its
+    C(max_unavailable) (default keeps a strict majority up; members of unknown state count as down), and a
+    cluster's primary goes in a later wave than its secondaries.
+  - Maintenance windows are decided in UTC. A V(routine) patch plans only hosts inside their window and
+    defers the others with their next window; an V(urgent) one overrides the window of hosts whose customer
+    was pre-notified (O(notifications)) at least C(notify.lead_time) before O(now); an V(emergency) one
+    overrides every window and needs O(policy) C(emergency.decided_by) and C(emergency.justification).
+  - A host planned inside its window carries RV(_value.waves[].hosts[].window_end), the cutoff after which the
+    rollout must not start it; check it with P(fleetpatch.rollout.window_open#filter) right before starting.
+  - Windows, the policy and the pre-notification file are described by the JSON Schemas
+    C(plugins/plugin_utils/plan.schema.json) and C(notifications.schema.json), and in C(docs/wave-planning.md).
+  - Errors name the filter, the host or field and the offending value, one per line.
+options:
+  _input:
+    description:
+      - The hosts, as a mapping of host name to its variables, or a list of such mappings each naming its host
+        in C(host).
+      - Variables used are C(region), C(cluster), C(cluster_role) (V(primary) or V(secondary)), C(customer),
+        C(maintenance_window) and the detection result (see O(detect_key)).
+      - A C(maintenance_window) is V({days, start, duration, timezone}) or V({rrule, dtstart, duration, timezone}).
+    type: raw
+    required: true
+  manifest:
+    description:
+      - The checked manifest that P(fleetpatch.rollout.manifest#filter) returns, or the path of a manifest file.
+    type: raw
+    required: true
+  policy:
+    description:
+      - The rollout policy. Keys C(canary) (C(count) or C(percent); C(spread=regions) or C(region)),
+        C(region_order), C(batch) (C(count) or C(percent)), C(max_unavailable) (a count or a mapping of
+        cluster to count), C(unwindowed) (V(anytime) or V(defer)), C(customer_windows) and C(emergency)
+        (C(decided_by), C(justification)).
+      - Defaults are one canary spread over regions, one wave per region, a strict majority of each cluster up,
+        and hosts without a window patched at any time.
+    type: dict
+  now:
+    description:
+      - The time the plan is made for, an RFC 3339 time with an offset such as V(2026-03-03T01:30:00Z).
+      - Default is the controller's current time.
+    type: str
+  notifications:
+    description:
+      - The pre-notification record, as the path of its YAML or JSON file or as its loaded data
+        (V({notifications: [{customer, patch_id, notified_at, channel, by}]})). Only urgent patches use it.
+    type: raw
+  detect_key:
+    description:
+      - The host variable holding the registered result of M(fleetpatch.rollout.detect). A host without it
+        may carry C(version) instead (the detect playbook's report rows); the string V(unknown) there makes the
+        host unknown.
+    type: str
+    default: detect
+seealso:
+  - plugin: fleetpatch.rollout.window_open
+    plugin_type: filter
+  - plugin: fleetpatch.rollout.manifest
+    plugin_type: filter
+  - module: fleetpatch.rollout.detect
+"""
+
+EXAMPLES = r"""
+- name: Plan the rollout of the fpdemo hot patch over the hosts of this play
+  ansible.builtin.set_fact:
+    fp_plan: >-
+      {{ dict(ansible_play_hosts_all | zip(ansible_play_hosts_all | map('extract', hostvars)))
+         | fleetpatch.rollout.wave_plan(fp_manifest, policy=fp_policy, detect_key='fleetpatch_detected',
+                                        notifications=playbook_dir ~ '/../docs/notifications.example.yml') }}
+  vars:
+    fp_policy:
+      canary: {count: 2, spread: regions}
+      region_order: [ap-south, eu-west]
+      batch: {percent: 50}
+  run_once: true
+
+- name: List the waves
+  ansible.builtin.debug:
+    msg: "{{ fp_plan.waves | map(attribute='name') | list }}"
+  run_once: true
+"""
+
+RETURN = r"""
+_value:
+  description:
+    - The plan. All times are UTC, as V(2026-03-03T01:30:00Z). Lists are sorted by host name.
+  type: dict
+  contains:
+    patch:
+      description: The manifest's id.
+      type: str
+    urgency:
+      description: The manifest's urgency.
+      type: str
+    now:
+      description: The time the plan was made for.
+      type: str
+    waves:
+      description:
+        - The waves, in order. Each has C(index) (from 1), C(name) (V(canary), V(eu-west), V(eu-west 1/2), ...),
+          C(group) (V(canary) or the region) and C(hosts).
+        - Each host has C(host), C(region), C(cluster), C(cluster_role), C(customer), C(version), C(window)
+          (V(open), V(override) or V(none)), C(window_end) (the cutoff, or V(null)) and C(reason).
+      type: list
+      elements: dict
+    excluded:
+      description:
+        - Hosts left out, each with C(reason) V(fixed), V(not_affected), V(unknown) (detection failed or
+          unreachable) or V(quorum) (its cluster has no member to spare) and a C(detail).
+      type: list
+      elements: dict
+    deferred:
+      description:
+        - Hosts that wait for their maintenance window, with C(reason) (V(outside_window) or V(no_window)),
+          C(detail), C(next_window) and C(next_window_end).
+      type: list
+      elements: dict
+    overrides:
+      description: Hosts whose closed window was overridden, with C(reason) (V(urgent) or V(emergency)) and C(detail).
+      type: list
+      elements: dict
+    summary:
+      description:
+        - Counts (C(hosts), C(planned), C(waves), C(canary), C(excluded) by reason, C(deferred), C(overrides)),
+          C(region_order), C(emergency) (who decided and why, or V(null)) and the C(policy) with its defaults.
+      type: dict
+  sample:
+    patch: FP-2025-14847
+    urgency: routine
+    now: "2026-03-03T02:00:00Z"
+    waves:
+      - index: 1
+        name: canary
+        group: canary
+        hosts:
+          - host: euw-03
+            region: eu-west
+            cluster: eu-west-db
+            cluster_role: secondary
+            customer: acme
+            version: 7.0.26
+            window: open
+            window_end: "2026-03-03T05:00:00Z"
+            reason: "canary: picked as canary, spread over regions; in its maintenance window until 2026-03-03T05:00:00Z; ..."
+    excluded:
+      - {host: euw-04, reason: fixed, detail: "runs 7.0.28, at or above the fixed version 7.0.28"}
+    deferred:
+      - {host: aps-02, reason: outside_window, detail: "routine patch: only inside the maintenance window",
+         next_window: "2026-03-06T20:30:00Z", next_window_end: "2026-03-07T00:30:00Z"}
+    overrides: []
+"""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._manifest import ManifestError, load_manifest
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._waves import PlanError, plan_waves
+
+FILTER = "fleetpatch.rollout.wave_plan"
+
+
+def wave_plan(hosts, manifest, policy=None, now=None, notifications=None, detect_key="detect"):
+    """The plan of ``manifest`` over ``hosts``; AnsibleFilterError naming the filter otherwise."""
+    if isinstance(manifest, str):
+        try:
+            manifest = load_manifest(manifest)
+        except ManifestError as exc:
+            raise AnsibleFilterError(f"{FILTER}: manifest: {exc}") from None
+    if not isinstance(detect_key, str) or not detect_key:
+        raise AnsibleFilterError(f"{FILTER}: detect_key: expected a variable name, got {detect_key!r}")
+    try:
+        return plan_waves(hosts, manifest, policy=policy, now=now, notifications=notifications, detect_key=detect_key)
+    except PlanError as exc:
+        raise AnsibleFilterError(f"{FILTER}: {exc}") from None
+
+
+class FilterModule:
+    """fleetpatch.rollout's wave planner filter."""
+
+    def filters(self):
+        return {"wave_plan": wave_plan}

@@ -1,0 +1,108 @@
+"""Pre-notification records: the example file, every field made invalid, the lead-time rule to the second."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._notifications import (
+    NOTIFICATIONS_SCHEMA, NotificationError, load_notifications, validate_notifications,
+)
+
+REPO = Path(__file__).resolve().parents[4]
+EXAMPLE = REPO / "docs" / "notifications.example.yml"
+UTC = datetime.timezone.utc
+LEAD = datetime.timedelta(hours=15)
+RECORD = {"customer": "acme", "patch_id": "FP-2025-14847", "notified_at": "2025-12-18T10:00:00Z", "channel": "email", "by": "jane"}
+
+
+def test_schema_is_valid_draft_2020_12():
+    Draft202012Validator.check_schema(NOTIFICATIONS_SCHEMA)
+
+
+def test_example_file():
+    records = load_notifications(EXAMPLE)
+    assert [(record["customer"], record["notified_at"]) for record in records.records] == [
+        ("acme", datetime.datetime(2025, 12, 18, 10, 0, tzinfo=UTC)),
+        ("globex", datetime.datetime(2025, 12, 18, 21, 0, tzinfo=UTC)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        ("2025-12-19T01:00:00+00:00", True),   # exactly notified_at + 15h
+        ("2025-12-19T00:59:59+00:00", False),  # one second short
+        ("2025-12-19T02:00:00+01:00", True),   # the same instant as the first, written in another offset
+    ],
+)
+def test_lead_time_to_the_second(now, expected):
+    records = validate_notifications({"notifications": [RECORD]})
+    ok, record = records.notified_since("acme", "FP-2025-14847", LEAD, datetime.datetime.fromisoformat(now))
+    assert (ok, record["by"]) == (expected, "jane")
+
+
+def test_earliest_record_counts_and_patch_must_match():
+    later = dict(RECORD, notified_at="2025-12-18T20:00:00Z", by="bob")
+    records = validate_notifications({"notifications": [later, RECORD, dict(RECORD, patch_id="FP-2025-00001", notified_at="2025-01-01T00:00:00Z")]})
+    now = datetime.datetime(2025, 12, 19, 1, 0, tzinfo=UTC)
+    assert records.notified_since("acme", "FP-2025-14847", LEAD, now)[0] is True
+    assert records.notified_since("acme", "FP-2025-14847", LEAD, now)[1]["by"] == "jane"
+    assert records.notified_since("acme", "FP-2025-99999", LEAD, now) == (False, None)
+    assert records.notified_since("globex", "FP-2025-14847", LEAD, now) == (False, None)
+
+
+N = "notifications.yml"
+
+
+@pytest.mark.parametrize(
+    ("data", "lines"),
+    [
+        ([RECORD], [f"{N}: expected a mapping with a notifications list, got list [{{'customer': 'acme', 'patch_id': 'FP-2025-14847', 'notified_at': '2025-12-1..."]),
+        ({}, [f"{N}: notifications: required field missing"]),
+        ({"notifications": [dict(RECORD, notified_at="2025-12-18 10:00")]},
+         [f"{N}: notifications[0].notified_at: '2025-12-18 10:00' is not an RFC 3339 time with an offset such as 2025-12-18T09:30:00Z"]),
+        ({"notifications": [dict(RECORD, notified_at="2025-02-30T10:00:00Z")]},
+         [f"{N}: notifications[0].notified_at: '2025-02-30T10:00:00Z' is not an RFC 3339 time with an offset such as 2025-12-18T09:30:00Z"]),
+        ({"notifications": [{"customer": "", "patch_id": "CVE-2025-14847", "channel": "email", "by": "jane", "when": "now"}]}, [
+            f"{N}: notifications[0].customer: must not be empty, got ''",
+            f"{N}: notifications[0].notified_at: required field missing",
+            f"{N}: notifications[0].patch_id: 'CVE-2025-14847' does not match '^FP-[0-9]{{4}}-[0-9]{{4,}}$'",
+            f"{N}: notifications[0].when: unknown field (value 'now')",
+        ]),
+    ],
+)
+def test_bad_records(data, lines):
+    with pytest.raises(NotificationError) as error:
+        validate_notifications(data, N)
+    assert str(error.value).splitlines() == lines
+
+
+def test_unquoted_timestamp_stays_text(tmp_path):
+    path = tmp_path / N
+    path.write_text("notifications:\n  - {customer: acme, patch_id: FP-2025-14847, notified_at: 2025-12-18T10:00:00Z, channel: email, by: jane}\n", encoding="utf-8")
+    assert load_notifications(path).records[0]["notified_at"] == datetime.datetime(2025, 12, 18, 10, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("notifications: [\n", f"{N}: not valid YAML: line 2, column 1: expected the node content, but found '<stream end>'"),
+        ("notifications: []\nnotifications: []\n", f"{N}: not valid YAML: line 2, column 1: duplicate key 'notifications'"),
+    ],
+)
+def test_bad_files(tmp_path, text, message):
+    path = tmp_path / N
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(NotificationError) as error:
+        load_notifications(path)
+    assert str(error.value) == message
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(NotificationError) as error:
+        load_notifications(tmp_path / N)
+    assert str(error.value) == f"{N}: cannot read {tmp_path / N}: No such file or directory"
