@@ -61,8 +61,10 @@ options:
     type: str
   notifications:
     description:
-      - The pre-notification record, as the path of its YAML or JSON file or as its loaded data
-        (V({notifications: [{customer, patch_id, notified_at, channel, by}]})). Only urgent patches use it.
+      - The pre-notification record, as the path of its YAML or JSON file or as its loaded data, a mapping
+        whose C(notifications) lists records of C(customer), C(patch_id), C(notified_at), C(channel) and C(by).
+      - Only urgent patches use it. Its format is C(plugins/plugin_utils/notifications.schema.json); an example is
+        C(docs/notifications.example.yml).
     type: raw
   detect_key:
     description:

@@ -15,7 +15,7 @@ description:
     P(fleetpatch.rollout.wave_plan#filter) put on each host planned inside its maintenance window) is V(null)
     or still ahead; V(false) at the cutoff and after it. A window's cutoff means no new host starts after it;
     a host already started is not stopped.
-  - Ask it right before starting each host, not once per wave: waves take time and windows close.
+  - Ask it right before starting each host, not once per wave, because waves take time and windows close.
 options:
   _input:
     description:
@@ -64,7 +64,9 @@ def window_open(value, now=None):
     """Whether a host with this cutoff may still be started at ``now``; AnsibleFilterError naming the filter otherwise."""
     if isinstance(value, Mapping):
         if "window_end" not in value:
-            raise AnsibleFilterError(f"{FILTER}: the input must be a host entry of a wave plan (with window_end) or a window_end, got a mapping without window_end")
+            raise AnsibleFilterError(
+                f"{FILTER}: the input must be a host entry of a wave plan (with window_end) or a window_end, got a mapping without window_end"
+            )
         value = value["window_end"]
     try:
         cutoff = None if value is None else parse_utc(value, "window_end")

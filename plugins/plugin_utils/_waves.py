@@ -69,6 +69,7 @@ DEFAULT_POLICY = {
 }
 URGENCIES = ("routine", "urgent", "emergency")
 ROLES = ("primary", "secondary")
+_ROLES_OR_NONE = frozenset(ROLES + (None,))
 NO_REGION = "no region"
 _MAX_LINES = 50
 _POLICY_VALIDATOR = Draft202012Validator(PLAN_SCHEMA) if Draft202012Validator is not None else None
@@ -178,7 +179,7 @@ def _detected(facts, detect_key):
     """``(version, None)`` from a host's detection result, or ``(None, why it is unknown)``."""
     result = facts.get(detect_key)
     if result is not None:
-        if not isinstance(result, Mapping):
+        if result.__class__ is not dict and not isinstance(result, Mapping):
             return None, f"detect result is not a mapping: {_short(result)}"
         if result.get("unreachable"):
             return None, f"unreachable: {_short(result.get('msg', ''))}"
@@ -214,6 +215,10 @@ class _Host:
 
     def problems(self):
         """Lines about variables of the wrong kind."""
+        region, cluster, customer = self.region, self.cluster, self.customer
+        if ((region is None or (region.__class__ is str and region)) and (cluster is None or (cluster.__class__ is str and cluster))
+                and (customer is None or (customer.__class__ is str and customer)) and self.role in _ROLES_OR_NONE):
+            return ()  # the usual case, quickly
         found = []
         for field in ("region", "cluster", "customer"):
             value = getattr(self, field)
@@ -260,27 +265,15 @@ def _pack(members, size, budget, open_secondaries):
     total = len(members)
     while carry or position < total:
         wave, used, skipped = [], {}, []
-
-        def fits(host, used=used):
-            cluster = host.cluster
-            if cluster is None:
-                return True
-            if used.get(cluster, 0) >= budget[cluster]:
-                return False
-            if host.role == "primary" and open_secondaries.get(cluster, 0):
-                return False
-            used[cluster] = used.get(cluster, 0) + 1
-            return True
-
         for host in carry:
-            if len(wave) < size and fits(host):
+            if len(wave) < size and _fits(host, used, budget, open_secondaries):
                 wave.append(host)
             else:
                 skipped.append(host)
         while len(wave) < size and position < total:
             host = members[position]
             position += 1
-            if fits(host):
+            if _fits(host, used, budget, open_secondaries):
                 wave.append(host)
             else:
                 skipped.append(host)
@@ -292,6 +285,19 @@ def _pack(members, size, budget, open_secondaries):
         waves.append(wave)
         carry = skipped
     return waves
+
+
+def _fits(host, used, budget, open_secondaries):
+    """Whether ``host`` may join a wave whose clusters already lose ``used``; counts it in when it may."""
+    cluster = host.cluster
+    if cluster is None:
+        return True
+    if used.get(cluster, 0) >= budget[cluster]:
+        return False
+    if host.role == "primary" and open_secondaries.get(cluster, 0):
+        return False
+    used[cluster] = used.get(cluster, 0) + 1
+    return True
 
 
 def _role_rank(host):
@@ -320,7 +326,8 @@ def _pick_canary(policy, groups, order, hosts_by_region, total, planned_secondar
             raise PlanError([f"policy.canary.region: {_short(region)} is not the region of any host (regions: {known})"])
         candidates = sorted(pool(region), key=lambda host: (_role_rank(host), host.name))
         if not candidates:
-            raise PlanError([f"policy.canary.region: no host of region {region!r} can be patched now (each is excluded or deferred): choose another canary region"])
+            raise PlanError([f"policy.canary.region: no host of region {region!r} can be patched now (each is excluded or deferred): "
+                             "choose another canary region"])
         return candidates[:wanted], f"confined to region {region}"
     pools = [sorted(pool(region), key=lambda host: (_role_rank(host), host.name)) for region in order]
     chosen = []
@@ -334,7 +341,7 @@ def _pick_canary(policy, groups, order, hosts_by_region, total, planned_secondar
 
 
 class _Decider:
-    """Window decisions of one plan: each distinct window evaluated once, each customer's override decided once."""
+    """Window decisions of one plan (the caller asks once per distinct window and once per customer)."""
 
     def __init__(self, urgency, patch_id, lead_time, notifications, emergency, now):
         self.urgency = urgency
@@ -345,17 +352,9 @@ class _Decider:
         self.emergency_note = None
         if urgency == "emergency":
             self.emergency_note = f"emergency patch: windows overridden, decided by {emergency['decided_by']}: {emergency['justification']}"
-        self._customers = {}
-        self._states = {}
 
     def customer(self, customer):
         """``(may override, why it may, why it may not)`` for a host of this customer."""
-        found = self._customers.get(customer)
-        if found is None:
-            found = self._customers[customer] = self._decide(customer)
-        return found
-
-    def _decide(self, customer):
         if self.urgency == "emergency":
             return True, self.emergency_note, None
         if self.urgency == "routine":
@@ -368,21 +367,19 @@ class _Decider:
         told = format_utc(record["notified_at"])
         lead = _duration_text(self.lead_time)
         if ok:
-            return True, f"urgent patch: customer {customer} notified at {told} by {record['by']} via {record['channel']}, at least the lead time {lead} ago", None
+            how = f"by {record['by']} via {record['channel']}"
+            return True, f"urgent patch: customer {customer} notified at {told} {how}, at least the lead time {lead} ago", None
         return False, None, (f"urgent patch: customer {customer} notified at {told}, lead time {lead} not reached until "
                              f"{format_utc(record['notified_at'] + self.lead_time)}, so its window holds")
 
-    def state(self, key, window):
-        """``(open window's end as text or None, next start, next end)`` of a window, evaluated once per key."""
-        found = self._states.get(key)
-        if found is None:
-            current, upcoming = window_state(window, self.now)
-            found = self._states[key] = (
-                format_utc(current[1]) if current else None,
-                format_utc(upcoming[0]) if upcoming else None,
-                format_utc(upcoming[1]) if upcoming else None,
-            )
-        return found
+    def state(self, window):
+        """``(open window's end as text or None, next start, next end)`` of a window at now."""
+        current, upcoming = window_state(window, self.now)
+        return (
+            format_utc(current[1]) if current else None,
+            format_utc(upcoming[0]) if upcoming else None,
+            format_utc(upcoming[1]) if upcoming else None,
+        )
 
 
 def _deferred(host, reason, detail, next_start, next_end):
@@ -477,12 +474,13 @@ def _plan(hosts, patch_id, urgency, affected, fixed, compatible, lead_time, poli
     members = {}
     down = {}
     regions_all = set()
-    parsed = {}
+    windows = {}
+    customers = {}
     decider = _Decider(urgency, patch_id, lead_time, notifications, policy["emergency"], now)
     customer_windows = policy["customer_windows"]
     defer_unwindowed = policy["unwindowed"] == "defer"
     for name, facts in items:
-        if not isinstance(facts, Mapping):
+        if facts.__class__ is not dict and not isinstance(facts, Mapping):
             errors.append(f"{name}: expected a mapping of host variables, got {type(facts).__name__} {_short(facts)}")
             continue
         host = _Host(name, facts)
@@ -520,23 +518,28 @@ def _plan(hosts, patch_id, urgency, affected, fixed, compatible, lead_time, poli
         data = facts.get("maintenance_window")
         if data is not None:
             key = window_key(data)
-            window = parsed.get(key)
-            if window is None:
+            state = windows.get(key)
+            if state is None:
                 try:
-                    window = parsed[key] = parse_window(data)
+                    state = windows[key] = decider.state(parse_window(data))
                 except WindowError as exc:
-                    window = parsed[key] = exc
-            if window.__class__ is WindowError:
-                errors.extend(f"{name}: {line}" for line in str(window).splitlines())
+                    state = windows[key] = exc
+            if state.__class__ is WindowError:
+                errors.extend(f"{name}: {line}" for line in str(state).splitlines())
                 continue
         elif host.customer in customer_windows:
-            window = customer_windows[host.customer]
             key = ("customer", host.customer)
+            state = windows.get(key)
+            if state is None:
+                state = windows[key] = decider.state(customer_windows[host.customer])
         else:
             host.decision = "defer_unwindowed" if defer_unwindowed else "none"
             continue
-        closes, next_start, next_end = decider.state(key, window)
-        may_override, because, refusal = decider.customer(host.customer)
+        closes, next_start, next_end = state
+        decided = customers.get(host.customer)
+        if decided is None:
+            decided = customers[host.customer] = decider.customer(host.customer)
+        may_override, because, refusal = decided
         if closes is not None:
             host.decision = "open"
             if may_override:
@@ -553,7 +556,7 @@ def _plan(hosts, patch_id, urgency, affected, fixed, compatible, lead_time, poli
             host.note = refusal
             host.next_window = (next_start, next_end)
     if errors:
-        raise PlanError(sorted(errors) if len(errors) < 100000 else errors)
+        raise PlanError(sorted(errors))
     if mixed:
         lines = [f"refusing to plan: {len(mixed)} host(s) in scope run a version outside compatible_with {compatible.text!r}, "
                  f"which cannot run beside {fixed} during the rollout (leave them out of the rollout's hosts, or fix the manifest):"]
@@ -649,7 +652,7 @@ def _waves(planned, policy, regions_all, budget, members):
     for host in planned:
         by_region.setdefault(host.region if host.region is not None else NO_REGION, []).append(host)
     # Smallest region first (by hosts planned), ties by name; the policy's order before that; no region last.
-    listed = [region for region in policy["region_order"]]
+    listed = list(policy["region_order"])
     others = sorted((region for region in by_region if region not in listed and region != NO_REGION), key=lambda region: (len(by_region[region]), region))
     order = listed + others + ([NO_REGION] if NO_REGION in by_region else [])
 
@@ -701,7 +704,7 @@ def _waves(planned, policy, regions_all, budget, members):
             label = name if len(cut) == 1 else f"{name} {number}/{len(cut)}"
             wave.sort(key=lambda host: host.name)
             waves.append({"index": len(waves) + 1, "name": label, "group": name, "hosts": [_entry(host, label, budget, members) for host in wave]})
-    return waves, [region for region in order if region != NO_REGION], len(canary)
+    return waves, [region for region in order if region != NO_REGION and region in by_region], len(canary)
 
 
 def _entry(host, label, budget, members):

@@ -42,7 +42,10 @@ import os
 import re
 from collections.abc import Mapping
 
-from dateutil.rrule import WEEKLY, rrule, rrulestr
+try:
+    from dateutil.rrule import WEEKLY, rrule, rrulestr
+except ImportError:  # reported when a window is read, so that ansible-doc and the other plugins still load
+    WEEKLY = rrule = rrulestr = None
 
 try:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -58,7 +61,7 @@ except ImportError:  # reported when a window is read, so that ansible-doc and t
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._manifest import _path_key, _path_text, _schema_errors, _short, parse_duration
 
 __all__ = [
-    "UTC", "PLAN_SCHEMA", "PLAN_SCHEMA_PATH", "Window", "WindowError",
+    "NO_DATEUTIL", "NO_JSONSCHEMA", "UTC", "PLAN_SCHEMA", "PLAN_SCHEMA_PATH", "Window", "WindowError",
     "format_utc", "may_start", "next_window", "parse_utc", "parse_window", "schema_problems", "window_at", "window_key", "window_state",
 ]
 
@@ -67,6 +70,7 @@ PLAN_SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pla
 with open(PLAN_SCHEMA_PATH, encoding="utf-8") as _schema_file:
     PLAN_SCHEMA = json.load(_schema_file)
 NO_JSONSCHEMA = "the Python library jsonschema is missing on the controller (pip install 'jsonschema>=4.18')"
+NO_DATEUTIL = "the Python library python-dateutil is missing on the controller (pip install 'python-dateutil>=2.8')"
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _FORBIDDEN_FREQ = {"HOURLY", "MINUTELY", "SECONDLY"}
@@ -247,9 +251,11 @@ def parse_window(data, field="maintenance_window"):
     if isinstance(data, Mapping) and not isinstance(data, dict):
         data = dict(data)
     if not isinstance(data, dict):
-        raise WindowError([(field, f"expected a mapping with days, start, duration and timezone (or rrule, dtstart, duration and timezone), got {type(data).__name__} {_short(data)}")])
-    if Draft202012Validator is None:
-        raise WindowError([(field, f"cannot check the maintenance window: {NO_JSONSCHEMA}")])
+        expected = "expected a mapping with days, start, duration and timezone (or rrule, dtstart, duration and timezone)"
+        raise WindowError([(field, f"{expected}, got {type(data).__name__} {_short(data)}")])
+    for missing, text in ((Draft202012Validator, NO_JSONSCHEMA), (rrule, NO_DATEUTIL), (ZoneInfo, "zoneinfo is missing (Python 3.9 or later)")):
+        if missing is None:
+            raise WindowError([(field, f"cannot read the maintenance window: {text}")])
     kind = "rrule" if "rrule" in data else "days"
     problems = schema_problems(_VALIDATORS[kind], data)
     failed = {path[0] for path, _message in problems if path}

@@ -61,7 +61,8 @@ N = "notifications.yml"
 @pytest.mark.parametrize(
     ("data", "lines"),
     [
-        ([RECORD], [f"{N}: expected a mapping with a notifications list, got list [{{'customer': 'acme', 'patch_id': 'FP-2025-14847', 'notified_at': '2025-12-1..."]),
+        ([RECORD], [f"{N}: expected a mapping with a notifications list, "
+                    "got list [{'customer': 'acme', 'patch_id': 'FP-2025-14847', 'notified_at': '2025-12-1..."]),
         ({}, [f"{N}: notifications: required field missing"]),
         ({"notifications": [dict(RECORD, notified_at="2025-12-18 10:00")]},
          [f"{N}: notifications[0].notified_at: '2025-12-18 10:00' is not an RFC 3339 time with an offset such as 2025-12-18T09:30:00Z"]),
@@ -83,7 +84,8 @@ def test_bad_records(data, lines):
 
 def test_unquoted_timestamp_stays_text(tmp_path):
     path = tmp_path / N
-    path.write_text("notifications:\n  - {customer: acme, patch_id: FP-2025-14847, notified_at: 2025-12-18T10:00:00Z, channel: email, by: jane}\n", encoding="utf-8")
+    record = "{customer: acme, patch_id: FP-2025-14847, notified_at: 2025-12-18T10:00:00Z, channel: email, by: jane}"
+    path.write_text(f"notifications:\n  - {record}\n", encoding="utf-8")
     assert load_notifications(path).records[0]["notified_at"] == datetime.datetime(2025, 12, 18, 10, 0, tzinfo=UTC)
 
 

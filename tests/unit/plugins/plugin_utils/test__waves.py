@@ -80,13 +80,25 @@ def regions(spec):
         ({"canary": {"count": 0}, "batch": {"count": 2}}, [("c", ["c1"]), ("b", ["b1", "b2"]), ("a 1/2", ["a1", "a2"]), ("a 2/2", ["a3"])]),
         # percent of the region's hosts, rounded up, at least one
         ({"canary": {"count": 0}, "batch": {"percent": 34}}, [("c", ["c1"]), ("b 1/2", ["b1"]), ("b 2/2", ["b2"]), ("a 1/2", ["a1", "a2"]), ("a 2/2", ["a3"])]),
-        ({"canary": {"count": 0}, "batch": {"percent": 0.1}}, [("c", ["c1"]), ("b 1/2", ["b1"]), ("b 2/2", ["b2"]), ("a 1/3", ["a1"]), ("a 2/3", ["a2"]), ("a 3/3", ["a3"])]),
+        ({"canary": {"count": 0}, "batch": {"percent": 0.1}},
+         [("c", ["c1"]), ("b 1/2", ["b1"]), ("b 2/2", ["b2"]), ("a 1/3", ["a1"]), ("a 2/3", ["a2"]), ("a 3/3", ["a3"])]),
     ],
 )
 def test_canary_regions_and_batches(policy, expected):
     result = plan(regions({"a": 3, "b": 2, "c": 1}), policy)
     assert names(result) == expected
     assert [wave["index"] for wave in result["waves"]] == list(range(1, len(expected) + 1))
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        (None, ["c", "b", "a"]),  # c's only host is the canary: the region is still in the order
+        ({"region_order": ["zz", "a"]}, ["a", "c", "b"]),  # a region without hosts planned is left out
+    ],
+)
+def test_region_order_in_summary(policy, expected):
+    assert plan(regions({"a": 3, "b": 2, "c": 1}), policy)["summary"]["region_order"] == expected
 
 
 def test_hosts_without_region_come_last():
@@ -288,7 +300,8 @@ def test_urgent_overrides_only_pre_notified_customers():
     told = "urgent patch: customer acme notified at 2026-03-02T10:30:00Z by jane via email, at least the lead time 15h ago"
     assert result["overrides"] == [{"host": "acme-1", "customer": "acme", "reason": "urgent", "detail": told, "next_window": "2026-03-07T01:00:00Z"}]
     assert [(entry["host"], entry["detail"]) for entry in result["deferred"]] == [
-        ("globex-1", "urgent patch: customer globex notified at 2026-03-02T10:30:01Z, lead time 15h not reached until 2026-03-03T01:30:01Z, so its window holds"),
+        ("globex-1", "urgent patch: customer globex notified at 2026-03-02T10:30:01Z, lead time 15h not reached until 2026-03-03T01:30:01Z, "
+                     "so its window holds"),
         ("hooli-1", "urgent patch: customer hooli has no pre-notification of FP-2025-14847, so its window holds"),
         ("nobody-1", "urgent patch: the host has no customer to pre-notify, so its window holds"),
     ]

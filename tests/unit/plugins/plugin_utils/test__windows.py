@@ -88,7 +88,8 @@ def test_repeated_hour_opens_once(zone, now, expected_next):
         # At its start it is open; at its end it is closed (the end is exclusive).
         (["tue", "thu"], "02:00", "4h", "2026-01-13T01:00", ("2026-01-13T01:00:00Z", "2026-01-13T05:00:00Z"), ("2026-01-15T01:00:00Z", "2026-01-15T05:00:00Z")),
         (["tue", "thu"], "02:00", "4h", "2026-01-13T05:00", None, ("2026-01-15T01:00:00Z", "2026-01-15T05:00:00Z")),
-        (["tue", "thu"], "02:00", "4h", "2026-01-13T04:59:59", ("2026-01-13T01:00:00Z", "2026-01-13T05:00:00Z"), ("2026-01-15T01:00:00Z", "2026-01-15T05:00:00Z")),
+        (["tue", "thu"], "02:00", "4h", "2026-01-13T04:59:59",
+         ("2026-01-13T01:00:00Z", "2026-01-13T05:00:00Z"), ("2026-01-15T01:00:00Z", "2026-01-15T05:00:00Z")),
         # Thursday after the window: the next one is Tuesday of the next week.
         (["tue", "thu"], "02:00", "4h", "2026-01-15T12:00", None, ("2026-01-20T01:00:00Z", "2026-01-20T05:00:00Z")),
         # Every day for 30h: windows overlap; the open one is the one that closes last.
@@ -145,7 +146,8 @@ W = "maintenance_window"
         ({"days": ["tue"], "start": "02:00", "duration": "4h", "timezone": ""}, W, [f"{W}.timezone: must not be empty, got ''"]),
         ({"days": ["tuesday", "tue"], "start": "24:00", "duration": "4 hours", "timezone": "UTC"}, "policy.customer_windows.acme", [
             "policy.customer_windows.acme.days[0]: 'tuesday' is not a day (mon, tue, wed, thu, fri, sat, sun)",
-            "policy.customer_windows.acme.duration: '4 hours' is not a duration such as 30s, 5m, 15h or 1h30m (whole numbers with the units d, h, m, s, in that order)",
+            "policy.customer_windows.acme.duration: '4 hours' is not a duration such as 30s, 5m, 15h or 1h30m "
+            "(whole numbers with the units d, h, m, s, in that order)",
             "policy.customer_windows.acme.start: '24:00' is not a time of day such as '02:00' (HH:MM, 24-hour clock)",
         ]),
         # YAML 1.1 reads an unquoted 12:00 as 720 (sexagesimal)
@@ -166,7 +168,8 @@ W = "maintenance_window"
         ({"rrule": "FREQ=DAILY;BYHOUR=3", "dtstart": "2026-01-01T02:00", "duration": "4h", "timezone": "UTC"}, W,
          [f"{W}.rrule: 'FREQ=DAILY;BYHOUR=3' sets BYHOUR: the time of day comes from dtstart"]),
         ({"rrule": "DTSTART:20260101T020000\nRRULE:FREQ=DAILY", "dtstart": "2026-01-01T02:00", "duration": "4h", "timezone": "UTC"}, W,
-         [f"{W}.rrule: 'DTSTART:20260101T020000\\nRRULE:FREQ=DAILY' is not the value of one RRULE (no DTSTART, EXDATE or other lines: dtstart is a field of its own)"]),
+         [f"{W}.rrule: 'DTSTART:20260101T020000\\nRRULE:FREQ=DAILY' is not the value of one RRULE "
+          "(no DTSTART, EXDATE or other lines: dtstart is a field of its own)"]),
         ({"rrule": "FREQ=DAILY", "dtstart": "2026-01-01T02:00+01:00", "duration": "4h", "timezone": "UTC", "days": ["mon"]}, W, [
             f"{W}.days: unknown field (value ['mon'])",
             f"{W}.dtstart: '2026-01-01T02:00+01:00' is not a local date and time such as '2025-01-07T02:00' (no offset: it is read in timezone)",
@@ -233,3 +236,21 @@ def test_naive_now_is_refused():
     window = weekly(["tue"], "02:00", "4h", "UTC")
     with pytest.raises(ValueError, match="now must be a time-zone-aware datetime"):
         window_at(window, datetime.datetime(2026, 1, 13, 2, 0))
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("rrule", "maintenance_window: cannot read the maintenance window: the Python library python-dateutil is missing on the controller "
+                  "(pip install 'python-dateutil>=2.8')"),
+        ("Draft202012Validator", "maintenance_window: cannot read the maintenance window: the Python library jsonschema is missing on the controller "
+                                 "(pip install 'jsonschema>=4.18')"),
+    ],
+)
+def test_missing_libraries_are_named(monkeypatch, name, message):
+    from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _windows  # pylint: disable=import-outside-toplevel
+
+    monkeypatch.setattr(_windows, name, None)
+    with pytest.raises(WindowError) as error:
+        parse_window({"days": ["tue"], "start": "02:00", "duration": "4h", "timezone": "UTC"})
+    assert str(error.value) == message
