@@ -80,7 +80,7 @@ def ansible(tmp_path_factory):
     envvars["PATH"] = f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}"
 
     def play(playbook: str | Path, inventory: Path, *, extravars: dict | None = None, limit: str | None = None, check: bool = False,
-             diff: bool = False) -> PlaybookRun:
+             diff: bool = False, env: dict | None = None) -> PlaybookRun:
         path = Path(playbook)
         if not path.is_absolute() and "." not in path.stem:
             path = PLAYBOOKS / path
@@ -88,7 +88,7 @@ def ansible(tmp_path_factory):
             private_data_dir=str(tmp_path_factory.mktemp("runner")),
             playbook=str(path),
             inventory=str(inventory),
-            envvars=envvars,
+            envvars={**envvars, **(env or {})},
             extravars=extravars or {},
             limit=limit,
             cmdline=" ".join(flag for flag, wanted in (("--check", check), ("--diff", diff)) if wanted) or None,

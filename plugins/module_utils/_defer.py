@@ -23,7 +23,7 @@ def record_deferral(params, host, check_mode):
     if not reason:
         raise PatchError("reason: a deferral needs a reason, for example 'outside maintenance window'")
     state = load_state(params["state_file"])
-    wanted = {"patch": params["patch_id"], "reason": reason, "until": params.get("until")}
+    wanted = {"patch": params["patch_id"], "reason": reason, "until": params.get("deferred_until")}
     before = [entry for entry in state["deferred"] if entry.get("patch") == params["patch_id"]]
     same = [entry for entry in before if {key: entry.get(key) for key in wanted} == wanted]
     result = {"changed": not same or len(before) > 1, "deferred": dict(wanted)}

@@ -11,7 +11,7 @@ short_description: Record on a host that a patch was deferred, why, and until wh
 version_added: 0.1.0
 description:
   - Writes the deferral of patch O(patch_id) into the host's fleetpatch state file (its C(deferred) list), with
-    O(reason) and O(until), durably and atomically. A host keeps one deferral per patch, the latest; applying
+    O(reason) and O(deferred_until), durably and atomically. A host keeps one deferral per patch, the latest; applying
     the patch with M(fleetpatch.rollout.apply) removes it.
   - M(fleetpatch.rollout.detect) reports the deferrals a host carries.
 author:
@@ -30,7 +30,7 @@ options:
       - Why, for example V(outside maintenance window).
     type: str
     required: true
-  until:
+  deferred_until:
     description:
       - When the patch may go ahead, an RFC 3339 UTC timestamp (the start of the host's next window).
     type: str
@@ -48,7 +48,7 @@ EXAMPLES = r"""
   fleetpatch.rollout.defer:
     patch_id: FP-2025-14847
     reason: outside maintenance window
-    until: "2026-11-24T01:00:00Z"
+    deferred_until: "2026-11-24T01:00:00Z"
 """
 
 RETURN = r"""
@@ -70,7 +70,7 @@ def main():
         argument_spec={
             "patch_id": {"type": "str", "required": True},
             "reason": {"type": "str", "required": True},
-            "until": {"type": "str"},
+            "deferred_until": {"type": "str"},
             "state_file": {"type": "path", "default": "/var/lib/fleetpatch/state.json"},
         },
         supports_check_mode=True,

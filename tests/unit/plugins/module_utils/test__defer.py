@@ -11,7 +11,7 @@ from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import 
 
 
 def params(tmp_path, **changes):
-    return {"patch_id": "FP-2025-14847", "reason": "outside maintenance window", "until": "2026-11-24T01:00:00Z",
+    return {"patch_id": "FP-2025-14847", "reason": "outside maintenance window", "deferred_until": "2026-11-24T01:00:00Z",
             "state_file": str(tmp_path / "state.json"), **changes}
 
 
@@ -24,9 +24,9 @@ def test_four_runs_then_a_new_decision_replaces_the_old(tmp_path):
     for check, changed in ((True, True), (False, True), (True, False), (False, False)):
         assert record_deferral(params(tmp_path), None, check)["changed"] is changed, check
     (entry,) = deferred(tmp_path)
-    assert {k: entry[k] for k in ("patch", "reason", "until")} == {"patch": "FP-2025-14847", "reason": "outside maintenance window",
-                                                                 "until": "2026-11-24T01:00:00Z"}
-    later = params(tmp_path, until="2026-11-26T01:00:00Z")
+    expected = {"patch": "FP-2025-14847", "reason": "outside maintenance window", "until": "2026-11-24T01:00:00Z"}
+    assert {k: entry[k] for k in ("patch", "reason", "until")} == expected
+    later = params(tmp_path, deferred_until="2026-11-26T01:00:00Z")
     assert record_deferral(later, None, False)["changed"] is True
     assert [e["until"] for e in deferred(tmp_path)] == ["2026-11-26T01:00:00Z"]
     other = params(tmp_path, patch_id="FP-2026-00001")

@@ -1,0 +1,156 @@
+"""playbooks/rollout.yml on a real 12-host, 3-region fleet with two 3-member clusters."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from fleetpatch_dev import manifests
+from fleetpatch_dev.fleet import HostSpec, demo_layout
+
+pytestmark = pytest.mark.fleet
+
+REPO = Path(__file__).resolve().parents[2]
+ROLLOUT = REPO / "playbooks" / "rollout.yml"
+EMERGENCY = {"emergency": {"decided_by": "carol", "justification": "exploited in the wild"}}
+
+
+def once(run, task):
+    """The result of a run_once task (reported for the first host of the play)."""
+    (result,) = run.results(task).values()
+    return result
+
+
+def audit_env(tmp_path):
+    return {"ANSIBLE_CALLBACKS_ENABLED": "fleetpatch.rollout.audit", "FLEETPATCH_AUDIT_LOG": str(tmp_path / "audit" / "audit.jsonl")}
+
+
+def rollout_vars(manifest, **extra):
+    return {"fleetpatch_manifest": str(manifest), "fleetpatch_approved_by": "alice", "fleetpatch_implemented_by": "bob",
+            "fleetpatch_soak": 1, **extra}
+
+
+class QuorumWatch:
+    """Polls every cluster member's service while the rollout runs and keeps the most members seen down at once."""
+
+    def __init__(self, fleet, members):
+        self.fleet, self.members, self.worst, self.samples = fleet, members, {}, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _up(self, name):
+        try:
+            with urllib.request.urlopen(self.fleet.service_url(name, "/health"), timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def _run(self):
+        while not self._stop.is_set():
+            down = {}
+            for name, cluster in self.members.items():
+                if not self._up(name):
+                    down[cluster] = down.get(cluster, 0) + 1
+            for cluster, count in down.items():
+                self.worst[cluster] = max(self.worst.get(cluster, 0), count)
+            self.samples += 1
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def versions(fleet, names):
+    return {name: fleet.service_version(name) for name in names}
+
+
+def test_one_command_patches_the_fleet_canary_then_regions_keeping_quorum(fleet, ansible, tmp_path):
+    layout = demo_layout(12)
+    fleet.add(layout)
+    inventory = fleet.write_inventory()
+    # A restart patch: each member really goes down for a moment, so the quorum watch has something to see.
+    manifest = manifests.write(tmp_path, fleet.artifact("7.0.28"), urgency="emergency", **{"class": "restart"})
+    members = {spec.name: spec.cluster for spec in layout if spec.cluster}
+    with QuorumWatch(fleet, members) as watch:
+        run = ansible(ROLLOUT, inventory, extravars=rollout_vars(manifest, fleetpatch_policy=EMERGENCY), env=audit_env(tmp_path))
+    assert run.returncode == 0, run.stdout[-6000:]
+    assert set(versions(fleet, [s.name for s in layout]).values()) == {"7.0.28"}
+    assert watch.samples > 20 and all(count <= 1 for count in watch.worst.values()), watch.worst
+
+    plan = once(run, "Plan the waves")["ansible_facts"]["fleetpatch_plan"]
+    waves = {entry["host"]: wave["index"] for wave in plan["waves"] for entry in wave["hosts"]}
+    assert plan["waves"][0]["name"] == "canary"
+    fixed = [spec.name for spec in layout if spec.version == "7.0.28"]
+    assert [(e["host"], e["reason"]) for e in plan["excluded"]] == [(name, "fixed") for name in fixed]
+    for cluster in {spec.cluster for spec in layout if spec.cluster}:
+        primary = next(s.name for s in layout if s.cluster == cluster and s.cluster_role == "primary")
+        secondaries = [s.name for s in layout if s.cluster == cluster and s.cluster_role == "secondary"]
+        assert all(waves[primary] > waves[name] for name in secondaries), (cluster, waves)
+        assert len({waves[name] for name in secondaries}) == len(secondaries)  # never two members in one wave
+
+    rows = once(run, "Collect every host's outcome")["ansible_facts"]["fleetpatch_rollout_rows"]
+    assert {row["host"]: row["status"] for row in rows} == {s.name: ("left out" if s.name in fixed else "patched") for s in layout}
+    summary = once(run, "Print the summary per region and per host")["msg"]
+    assert summary[0].split()[:4] == ["REGION", "PATCHED", "UNCHANGED", "DEFERRED"]
+    records = [json.loads(line) for line in (tmp_path / "audit" / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+    kinds = [r.get("event") or r.get("kind") for r in records]
+    assert "approval" in json.dumps(kinds) and "gate" in json.dumps(kinds)
+
+    again = ansible(ROLLOUT, inventory, extravars=rollout_vars(manifest, fleetpatch_policy=EMERGENCY), env=audit_env(tmp_path))
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert once(again, "Plan the waves")["ansible_facts"]["fleetpatch_plan"]["waves"] == []
+    assert all(stats["changed"] == 0 for stats in again.stats.values())
+
+
+def test_a_bad_release_fails_the_canary_which_is_rolled_back_and_nothing_else_changes(fleet, ansible, tmp_path):
+    layout = demo_layout(12)
+    fleet.add(layout)
+    before = versions(fleet, [s.name for s in layout])
+    manifest = manifests.write(tmp_path, fleet.artifact("7.0.29"), version="7.0.29", urgency="emergency", compatible_with=">=7.0.26,<7.1")
+    run = ansible(ROLLOUT, fleet.write_inventory(), extravars=rollout_vars(manifest, fleetpatch_policy=EMERGENCY), env=audit_env(tmp_path))
+    assert run.returncode != 0
+    assert versions(fleet, [s.name for s in layout]) == before
+    stop = once(run, "Stop the rollout, the error budget is spent")["msg"]
+    assert stop.startswith("wave canary: 1 failed against an error budget of 0 (")
+    failures = once(run, "Gate - count the wave's failures against the error budget")["ansible_facts"]["__fp_failures"]
+    assert [f["why"] for f in failures] == ["error_rate 100.0 > 0.0"]
+    assert "Roll out wave by wave, with a gate after each" in run.stdout
+    waves_started = [e for e in run.events if e["event"] == "runner_on_ok" and e["event_data"].get("task", "").startswith("Open the wave")]
+    assert len(waves_started) == 1  # no later wave started
+
+
+@pytest.mark.parametrize(("budget", "halted"), [(2, True), (3, False), (4, False), ("66%", True), ("100%", False)])
+def test_the_error_budget_trips_only_when_exceeded(fleet, ansible, tmp_path, budget, halted):
+    """Three canaries of a bad release fail: a budget of 2 (or 66 % of 3, rounded down to 1) stops the rollout,
+    a budget of 3 (equalled) or 4 lets it go on."""
+    fleet.add([HostSpec(name=name, version="7.0.27", region="eu-west") for name in ("b1", "b2", "b3")])
+    manifest = manifests.write(tmp_path, fleet.artifact("7.0.29"), version="7.0.29", urgency="emergency")
+    policy = {**EMERGENCY, "canary": {"count": 3, "spread": "regions"}}
+    run = ansible(ROLLOUT, fleet.write_inventory(), env=audit_env(tmp_path),
+                  extravars=rollout_vars(manifest, fleetpatch_policy=policy, fleetpatch_error_budget=budget, fleetpatch_soak=0))
+    assert (run.returncode != 0) is halted, run.stdout[-3000:]
+    gate = once(run, "Gate - count the wave's failures against the error budget")["ansible_facts"]
+    assert [f["status"] for f in gate["__fp_failures"]] == ["rolled_back"] * 3
+    assert gate["__fp_halted"] is halted
+    assert versions(fleet, ["b1", "b2", "b3"]) == {"b1": "7.0.27", "b2": "7.0.27", "b3": "7.0.27"}
+
+
+def test_check_mode_prints_the_plan_and_touches_nothing(fleet, ansible, tmp_path):
+    layout = demo_layout(12)
+    fleet.add(layout)
+    before = versions(fleet, [s.name for s in layout])
+    manifest = manifests.write(tmp_path, fleet.artifact("7.0.28"), urgency="emergency")
+    run = ansible(ROLLOUT, fleet.write_inventory(), extravars=rollout_vars(manifest, fleetpatch_policy=EMERGENCY), check=True, env=audit_env(tmp_path))
+    assert run.returncode == 0, run.stdout[-3000:]
+    table = once(run, "Print the plan")["msg"]
+    assert table[1].split() == ["WAVE", "NAME", "HOST", "REGION", "CLUSTER", "REASON"] and len(table) >= 14
+    assert versions(fleet, [s.name for s in layout]) == before
+    assert all(stats["changed"] == 0 for stats in run.stats.values())
