@@ -124,3 +124,13 @@ def test_a_log_that_is_a_directory_stops_the_rollout_before_anything_changes(aud
     assert run.returncode == 2, run.stdout
     assert f"{MODULE}: the audit log cannot be written, so the rollout stops here: cannot open the audit log {audited.log}: Is a directory" in run.stdout
     assert "TASK [Patch the first wave]" not in run.stdout
+
+
+def test_check_mode_records_too_and_says_so(audited):
+    inventory = audited.inventory("audited", ["web-01"])
+    run = audited.run("audit_approval.yml", inventory, "--check", "-e", json.dumps({"fleetpatch_approved_by": "alice", "fleetpatch_implemented_by": "bob"}))
+    assert run.returncode == 0, run.stdout
+    records = _verified(audited)
+    approval = next(record for record in records if record["event"] == "approval")
+    assert approval["data"] == {"approval": {"approved_by": "alice", "implemented_by": "bob", "urgency": "routine", "two_person": True}, "check_mode": True}
+    assert [record["data"]["status"] for record in records if record["event"] == "task"] == ["ok", "skipped"]  # command skips in check mode

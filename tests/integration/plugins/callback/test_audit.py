@@ -157,3 +157,13 @@ def test_secrets_never_reach_the_log_the_head_or_stdout(audited, tmp_path):
 def secrets_token() -> str:
     """A value that cannot turn up by chance."""
     return os.urandom(12).hex()
+
+
+def test_include_chooses_the_result_keys_kept(audited):
+    inventory = audited.inventory("audited", ["web-01"])
+    run = audited.run("audit_approval.yml", inventory, "-e", "fleetpatch_approved_by=alice", "-e", "fleetpatch_implemented_by=bob",
+                      env={"FLEETPATCH_AUDIT_INCLUDE": "rc,stdout,start"})
+    assert run.returncode == 0, run.stdout
+    patch = next(record["data"] for record in audited.records() if record["event"] == "task" and record["data"]["task"] == "Patch")
+    assert sorted(patch) == ["action", "changed", "play", "rc", "start", "status", "stdout", "task"]
+    assert (patch["rc"], patch["stdout"]) == (0, "")
