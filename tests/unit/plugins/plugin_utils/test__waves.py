@@ -562,3 +562,12 @@ def test_invariants_on_random_fleets(seed, policy):
             if name in placed and hosts[name]["cluster_role"] == "primary" and secondaries:
                 assert placed[name] > max(secondaries), (cluster_name, name)
     assert result["summary"]["planned"] == len(listed) > 150
+
+
+def test_shared_and_fresh_window_objects_give_the_same_plan():
+    shared = dict(TUE_BERLIN)
+    one = {f"s{n}": host("r", window=shared) for n in range(3)}
+    fresh = {f"s{n}": host("r", window=dict(TUE_BERLIN)) for n in range(3)}
+    one["x"] = fresh["x"] = host("r", window=dict(SAT_BERLIN))
+    assert plan(one, NO_CANARY) == plan(fresh, NO_CANARY)
+    assert names(plan(one, NO_CANARY)) == [("r", ["s0", "s1", "s2"])]
