@@ -475,6 +475,7 @@ def _plan(hosts, patch_id, urgency, affected, fixed, compatible, lead_time, poli
     down = {}
     regions_all = set()
     windows = {}
+    same_object = {}
     customers = {}
     decider = _Decider(urgency, patch_id, lead_time, notifications, policy["emergency"], now)
     customer_windows = policy["customer_windows"]
@@ -517,13 +518,19 @@ def _plan(hosts, patch_id, urgency, affected, fixed, compatible, lead_time, poli
         # Its window: read and evaluated once per distinct window; decided here, sorted out after the budgets.
         data = facts.get("maintenance_window")
         if data is not None:
-            key = window_key(data)
-            state = windows.get(key)
+            # Hosts that share one window object (group variables) skip even the key. The entry keeps ``data``
+            # alive, so that its id is not reused by another object (lazy host variables make new ones).
+            seen = same_object.get(id(data))
+            state = seen[1] if seen is not None and seen[0] is data else None
             if state is None:
-                try:
-                    state = windows[key] = decider.state(parse_window(data))
-                except WindowError as exc:
-                    state = windows[key] = exc
+                key = window_key(data)
+                state = windows.get(key)
+                if state is None:
+                    try:
+                        state = windows[key] = decider.state(parse_window(data))
+                    except WindowError as exc:
+                        state = windows[key] = exc
+                same_object[id(data)] = (data, state)
             if state.__class__ is WindowError:
                 errors.extend(f"{name}: {line}" for line in str(state).splitlines())
                 continue

@@ -187,11 +187,11 @@ _WINDOW_FIELDS = frozenset(("days", "start", "duration", "timezone", "rrule", "d
 
 def window_key(data):
     """A hashable key equal for equal window mappings (hosts share windows: each is read once)."""
-    if isinstance(data, Mapping) and data.keys() <= _WINDOW_FIELDS:
+    if (data.__class__ is dict or isinstance(data, Mapping)) and data.keys() <= _WINDOW_FIELDS:
         # The usual case, fast: the known fields' values and how many there are (a missing field and a null one
         # differ in that count).
         days = data.get("days")
-        key = (len(data), tuple(days) if isinstance(days, list) else days, data.get("start"), data.get("duration"),
+        key = (len(data), tuple(days) if days.__class__ is list or isinstance(days, list) else days, data.get("start"), data.get("duration"),
                data.get("timezone"), data.get("rrule"), data.get("dtstart"))
         try:
             hash(key)

@@ -510,3 +510,64 @@ def test_demo_inventory_emergency():
     ]
     assert result["summary"]["region_order"] == ["ap-south", "eu-west", "us-east"]
     assert result["summary"]["overrides"] == 9  # the two hosts in their open Berlin window are not overrides
+
+
+def random_fleet(seed, count):
+    """Hosts in 4 regions, clusters of 1 to 6 members that may span regions, some unknown or fixed."""
+    rng = random.Random(seed)
+    hosts = {}
+    index = 0
+    while index < count:
+        size = rng.choice([0, 0, 1, 2, 3, 3, 5, 5, 6])
+        name = f"c{index}"
+        for member in range(max(size, 1)):
+            facts = host(rng.choice("abcd") if rng.random() > 0.05 else None, version=rng.choice(["7.0.26", "7.0.27", "7.0.27", "7.0.28"]))
+            if size:
+                facts.update(cluster=name, cluster_role="primary" if member == 0 else rng.choice(["secondary", "secondary", None]))
+            if rng.random() < 0.05:
+                facts["detect"] = {"unreachable": True}
+            hosts[f"h{index:04d}"] = facts
+            index += 1
+    return hosts
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize(
+    "policy",
+    [None, {"canary": {"percent": 10}, "batch": {"count": 7}}, {"canary": {"count": 5, "region": "b"}, "batch": {"percent": 30}, "max_unavailable": 2}],
+)
+def test_invariants_on_random_fleets(seed, policy):
+    hosts = random_fleet(seed, 400)
+    result = plan(hosts, policy)
+    placed = {entry["host"]: wave["index"] for wave in result["waves"] for entry in wave["hosts"]}
+    listed = [entry["host"] for wave in result["waves"] for entry in wave["hosts"]]
+    others = [entry["host"] for key in ("excluded", "deferred") for entry in result[key]]
+    # every host exactly once: in a wave, excluded or deferred
+    assert sorted(listed + others) == sorted(hosts)
+    members = {}
+    for name, facts in hosts.items():
+        if facts.get("cluster"):
+            members.setdefault(facts["cluster"], []).append(name)
+    for cluster_name, names_in in members.items():
+        unknown = sum(1 for name in names_in if hosts[name]["detect"].get("unreachable"))
+        limit = (policy or {}).get("max_unavailable", (len(names_in) - 1) // 2)
+        per_wave = {}
+        for name in names_in:
+            if name in placed:
+                per_wave[placed[name]] = per_wave.get(placed[name], 0) + 1
+        # no wave takes more of a cluster down than its budget, members of unknown state counted as down
+        assert all(count + unknown <= limit for count in per_wave.values()), (cluster_name, per_wave, unknown, limit)
+        secondaries = [placed[name] for name in names_in if name in placed and hosts[name]["cluster_role"] != "primary"]
+        for name in names_in:
+            if name in placed and hosts[name]["cluster_role"] == "primary" and secondaries:
+                assert placed[name] > max(secondaries), (cluster_name, name)
+    assert result["summary"]["planned"] == len(listed) > 150
+
+
+def test_shared_and_fresh_window_objects_give_the_same_plan():
+    shared = dict(TUE_BERLIN)
+    one = {f"s{n}": host("r", window=shared) for n in range(3)}
+    fresh = {f"s{n}": host("r", window=dict(TUE_BERLIN)) for n in range(3)}
+    one["x"] = fresh["x"] = host("r", window=dict(SAT_BERLIN))
+    assert plan(one, NO_CANARY) == plan(fresh, NO_CANARY)
+    assert names(plan(one, NO_CANARY)) == [("r", ["s0", "s1", "s2"])]
