@@ -11,19 +11,9 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from fleetpatch_dev.fleet import REGISTRY, Fleet, FleetError, HostSpec, demo_layout
+from fleetpatch_dev.fleet import Fleet, FleetError, HostSpec, demo_layout
 
 pytestmark = pytest.mark.fleet
-
-
-def machine_state() -> dict:
-    """What the machine has that a fleet could leave behind."""
-    return {
-        "netns": subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout,
-        "links": subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout,
-        "mounts": Path("/proc/self/mounts").read_text(encoding="utf-8"),
-        "registry": sorted(p.name for p in REGISTRY.glob("*.json")) if REGISTRY.is_dir() else [],
-    }
 
 
 def running(pid: int) -> bool:
@@ -80,7 +70,7 @@ def test_a_partitioned_host_times_out_then_heals(fleet):
     assert fleet.ssh("island", "true").returncode == 0
 
 
-def test_destroy_leaves_no_process_namespace_link_mount_or_file(tmp_path):
+def test_destroy_leaves_no_process_namespace_link_mount_or_file(tmp_path, machine_state):
     before = machine_state()
     made = Fleet.create(tmp_path / "fleet", owner_pid=os.getpid())
     made.add(demo_layout(4, regions=2))
@@ -92,7 +82,7 @@ def test_destroy_leaves_no_process_namespace_link_mount_or_file(tmp_path):
     assert not [pid for pid in pids if running(pid)]
 
 
-def test_gc_removes_the_fleet_of_a_dead_owner(tmp_path):
+def test_gc_removes_the_fleet_of_a_dead_owner(tmp_path, machine_state):
     before = machine_state()
     with subprocess.Popen(["true"]) as owner:
         owner.wait()  # once waited for, its PID is gone
