@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -72,6 +78,30 @@ def versions(fleet, names):
     return {name: fleet.service_version(name) for name in names}
 
 
+def version_or_none(fleet, name):
+    """What the host's service answers, or None while it cannot answer (a restart, a reload)."""
+    try:
+        return fleet.service_version(name, timeout=2)
+    except OSError:
+        return None
+
+
+def host_state(fleet, name):
+    """The host's fleetpatch state file, parsed (it must parse); {} on a host fleetpatch never touched."""
+    result = fleet.ssh(name, "test ! -e /var/lib/fleetpatch/state.json || cat /var/lib/fleetpatch/state.json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout or "{}")
+
+
+def wait_for_modules_to_end(fleet, names, timeout=60.0):
+    """Wait until no module started by a killed controller still runs on the hosts (pipelined: a bare python3)."""
+    deadline = time.monotonic() + timeout
+    for name in names:
+        while fleet.ssh(name, "pgrep -fx /usr/bin/python3").returncode == 0:
+            assert time.monotonic() < deadline, f"a module still runs on {name}"
+            time.sleep(0.2)
+
+
 def test_one_command_patches_the_fleet_canary_then_regions_keeping_quorum(fleet, ansible, tmp_path):
     layout = demo_layout(12)
     fleet.add(layout)
@@ -97,7 +127,7 @@ def test_one_command_patches_the_fleet_canary_then_regions_keeping_quorum(fleet,
         assert len({waves[name] for name in secondaries}) == len(secondaries)  # never two members in one wave
 
     rows = once(run, "Collect every host's outcome")["ansible_facts"]["fleetpatch_rollout_rows"]
-    assert {row["host"]: row["status"] for row in rows} == {s.name: ("left out" if s.name in fixed else "patched") for s in layout}
+    assert {row["host"]: row["status"] for row in rows} == {s.name: ("unchanged" if s.name in fixed else "patched") for s in layout}
     summary = once(run, "Print the summary per region and per host")["msg"]
     assert summary[0].split()[:4] == ["REGION", "PATCHED", "UNCHANGED", "DEFERRED"]
     records = [json.loads(line) for line in (tmp_path / "audit" / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -154,3 +184,51 @@ def test_check_mode_prints_the_plan_and_touches_nothing(fleet, ansible, tmp_path
     assert table[1].split() == ["WAVE", "NAME", "HOST", "REGION", "CLUSTER", "REASON"] and len(table) >= 14
     assert versions(fleet, [s.name for s in layout]) == before
     assert all(stats["changed"] == 0 for stats in run.stats.values())
+
+
+def test_killed_mid_wave_a_rerun_patches_the_rest_and_changes_only_the_unfinished_hosts(fleet, ansible, tmp_path):
+    """The controller dies (SIGKILL to ansible-playbook and its workers) as soon as the first host of the wave after
+    the canary runs the fix. With two forks a wave's hosts are patched two at a time, so the rest of that wave has
+    not started. The re-run continues: it plans and patches only the hosts the first run did not finish."""
+    layout = demo_layout(9, regions=2, clusters=0)
+    fleet.add(layout)
+    inventory = fleet.write_inventory()
+    manifest = manifests.write(tmp_path, fleet.artifact("7.0.28"), urgency="emergency")
+    affected = [spec.name for spec in layout if spec.version != "7.0.28"]
+    extravars = rollout_vars(manifest, fleetpatch_policy=EMERGENCY, fleetpatch_soak=2)
+
+    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(ROLLOUT), "-e", json.dumps(extravars)]
+    log = tmp_path / "killed.log"
+    with log.open("wb") as output:
+        first = subprocess.Popen(command, env={**ansible.env, **audit_env(tmp_path), "ANSIBLE_FORKS": "2"}, stdout=output,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 300
+            while len([name for name in affected if version_or_none(fleet, name) == "7.0.28"]) < 2:  # the canary, then one more
+                assert first.poll() is None, log.read_text(encoding="utf-8")[-3000:]
+                assert time.monotonic() < deadline, "the first run patched fewer than 2 hosts in 5 minutes"
+        finally:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+    wait_for_modules_to_end(fleet, affected)
+
+    first_plan = {host: int(wave) for wave, host in re.findall(r'^ +"(\d+) +\S+(?: \d+/\d+)? +(\S+-\d\d) ', log.read_text(encoding="utf-8"), re.M)}
+    assert set(first_plan) == set(affected), first_plan
+    finished = {name for name in affected if version_or_none(fleet, name) == "7.0.28" and not host_state(fleet, name).get("journal")}
+    unfinished = set(affected) - finished
+    killed_wave = max(first_plan[name] for name in finished)
+    assert killed_wave > 1 and {name for name in unfinished if first_plan[name] == killed_wave}, (first_plan, finished)  # mid-wave
+
+    rerun = ansible(ROLLOUT, inventory, extravars=extravars, env=audit_env(tmp_path))
+    assert rerun.returncode == 0, rerun.stdout[-6000:]
+    assert set(versions(fleet, [spec.name for spec in layout]).values()) == {"7.0.28"}
+    plan = once(rerun, "Plan the waves")["ansible_facts"]["fleetpatch_plan"]
+    assert {entry["host"] for wave in plan["waves"] for entry in wave["hosts"]} == unfinished
+    applied = rerun.results("Apply the patch release (journaled, switched atomically, reloaded, confirmed)")
+    assert {host for host, result in applied.items() if result.get("changed")} == unfinished
+    assert {host for host, stats in rerun.stats.items() if stats["changed"]} == unfinished
+    rows = once(rerun, "Collect every host's outcome")["ansible_facts"]["fleetpatch_rollout_rows"]
+    assert {row["host"]: row["status"] for row in rows} == {name: ("patched" if name in unfinished else "unchanged") for name in fleet.names}
+    for name in affected:
+        state = host_state(fleet, name)
+        assert state["journal"] is None and [entry["version"] for entry in state["applied"]] == ["7.0.28"], (name, state)
