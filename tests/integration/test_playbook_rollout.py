@@ -232,3 +232,81 @@ def test_killed_mid_wave_a_rerun_patches_the_rest_and_changes_only_the_unfinishe
     for name in affected:
         state = host_state(fleet, name)
         assert state["journal"] is None and [entry["version"] for entry in state["applied"]] == ["7.0.28"], (name, state)
+
+
+# 2026-03-03T01:30Z is a Tuesday, 02:30 in Berlin: a Tuesday 02:00-06:00 Berlin window is open (until 05:00Z), a
+# Saturday one is closed (next: 2026-03-07T01:00Z).
+NOW = "2026-03-03T01:30:00Z"
+TUESDAY = {"days": ["tue"], "start": "02:00", "duration": "4h", "timezone": "Europe/Berlin"}
+SATURDAY = {"days": ["sat"], "start": "02:00", "duration": "4h", "timezone": "Europe/Berlin"}
+NEXT_SATURDAY = "2026-03-07T01:00:00Z"
+
+
+def window_fleet(fleet, windows):
+    """One host per (name, customer, window), all on affected 7.0.26, plus one already on the fix."""
+    fleet.add([HostSpec(name=name, customer=customer, maintenance_window=window) for name, customer, window in windows]
+              + [HostSpec(name="fixed", customer="acme", version="7.0.28", maintenance_window=SATURDAY)])
+    return fleet.write_inventory()
+
+
+def statuses(run):
+    rows = once(run, "Collect every host's outcome")["ansible_facts"]["fleetpatch_rollout_rows"]
+    return {row["host"]: (row["status"], row["detail"]) for row in rows}
+
+
+def test_a_routine_patch_patches_hosts_in_their_window_and_defers_the_rest_to_their_next(fleet, ansible, tmp_path):
+    inventory = window_fleet(fleet, [("open", "acme", TUESDAY), ("closed", "globex", SATURDAY), ("anytime", "initech", None)])
+    manifest = manifests.write(tmp_path, fleet.artifact("7.0.28"), urgency="routine")
+    run = ansible(ROLLOUT, inventory, extravars=rollout_vars(manifest, fleetpatch_now=NOW, fleetpatch_soak=0), env=audit_env(tmp_path))
+    assert run.returncode == 0, run.stdout[-6000:]
+
+    assert versions(fleet, fleet.names) == {"open": "7.0.28", "closed": "7.0.26", "anytime": "7.0.28", "fixed": "7.0.28"}
+    plan = once(run, "Plan the waves")["ansible_facts"]["fleetpatch_plan"]
+    assert [(d["host"], d["reason"], d["next_window"]) for d in plan["deferred"]] == [("closed", "outside_window", NEXT_SATURDAY)]
+    assert {entry["host"]: entry["window_end"] for wave in plan["waves"] for entry in wave["hosts"]} == {
+        "open": "2026-03-03T05:00:00Z", "anytime": None}
+    assert statuses(run) == {
+        "open": ("patched", ""), "anytime": ("patched", ""), "closed": ("deferred", f"next window {NEXT_SATURDAY}"),
+        "fixed": ("unchanged", "runs 7.0.28, at or above the fixed version 7.0.28"),
+    }
+    (deferral,) = host_state(fleet, "closed")["deferred"]
+    assert (deferral["patch"], deferral["until"]) == ("FP-2025-14847", NEXT_SATURDAY)
+    assert "routine patch" in deferral["reason"]
+    assert not host_state(fleet, "open").get("deferred")
+
+    # Saturday 03:00 Berlin: the deferred host's window is open, the re-run patches it and clears its deferral.
+    later = ansible(ROLLOUT, inventory, extravars=rollout_vars(manifest, fleetpatch_now="2026-03-07T02:00:00Z", fleetpatch_soak=0),
+                    env=audit_env(tmp_path))
+    assert later.returncode == 0, later.stdout[-6000:]
+    assert statuses(later)["closed"] == ("patched", "")
+    assert host_state(fleet, "closed")["deferred"] == []
+
+
+def test_an_urgent_patch_overrides_only_the_windows_of_customers_told_the_lead_time_before(fleet, ansible, tmp_path):
+    inventory = window_fleet(fleet, [("told", "acme", SATURDAY), ("late", "globex", SATURDAY), ("untold", "initech", SATURDAY)])
+    manifest = manifests.write(tmp_path, fleet.artifact("7.0.28"), urgency="urgent")  # notify.lead_time: 15h
+    notifications = tmp_path / "notifications.yml"
+    notifications.write_text(json.dumps({"notifications": [
+        {"customer": "acme", "patch_id": "FP-2025-14847", "notified_at": "2026-03-02T10:30:00Z", "channel": "email", "by": "jane"},  # 15 h
+        {"customer": "globex", "patch_id": "FP-2025-14847", "notified_at": "2026-03-02T10:30:01Z", "channel": "phone", "by": "jane"},
+        {"customer": "initech", "patch_id": "FP-2025-0001", "notified_at": "2026-01-01T00:00:00Z", "channel": "email", "by": "jane"},
+    ]}), encoding="utf-8")
+    run = ansible(ROLLOUT, inventory, env=audit_env(tmp_path),
+                  extravars=rollout_vars(manifest, fleetpatch_now=NOW, fleetpatch_soak=0, fleetpatch_notifications=str(notifications)))
+    assert run.returncode == 0, run.stdout[-6000:]
+
+    assert versions(fleet, fleet.names) == {"told": "7.0.28", "late": "7.0.26", "untold": "7.0.26", "fixed": "7.0.28"}
+    plan = once(run, "Plan the waves")["ansible_facts"]["fleetpatch_plan"]
+    assert [entry["window"] for wave in plan["waves"] for entry in wave["hosts"]] == ["override"]
+    assert {d["host"]: d["next_window"] for d in plan["deferred"]} == {"late": NEXT_SATURDAY, "untold": NEXT_SATURDAY}
+    status = statuses(run)
+    assert status["told"] == ("patched", "")
+    assert status["late"] == status["untold"] == ("deferred", f"next window {NEXT_SATURDAY}")
+    reasons = {name: host_state(fleet, name)["deferred"] for name in ("late", "untold")}
+    assert reasons == {
+        "late": [{"patch": "FP-2025-14847", "until": NEXT_SATURDAY, "at": reasons["late"][0]["at"], "reason": (
+            "urgent patch: customer globex notified at 2026-03-02T10:30:01Z, lead time 15h not reached until 2026-03-03T01:30:01Z, "
+            "so its window holds")}],
+        "untold": [{"patch": "FP-2025-14847", "until": NEXT_SATURDAY, "at": reasons["untold"][0]["at"], "reason": (
+            "urgent patch: customer initech has no pre-notification of FP-2025-14847, so its window holds")}],
+    }
