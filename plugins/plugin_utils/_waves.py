@@ -15,9 +15,9 @@ runs nothing. The rules, in the order they apply:
 2. Mixed versions. If any host in scope runs a version outside ``compatible_with`` (the versions that may run
    beside ``fixed_version`` during the rollout), the plan is refused with :class:`PlanError` naming every such
    host and its version.
-3. Quorum. A cluster of n members (every host given with that cluster name) may lose ``max_unavailable`` at
-   once, by default floor((n - 1) / 2), which keeps a strict majority up. Members whose detection failed
-   count as down already. A cluster left with no budget has its hosts excluded as ``quorum``.
+3. Quorum (``_availability.py``). A cluster of n members (every host given with that cluster name) may lose
+   ``max_unavailable`` at once, by default floor((n - 1) / 2), which keeps a strict majority up. Members whose
+   detection failed count as down already. A cluster left with no budget has its hosts excluded as ``quorum``.
 4. Windows (``_windows.py``). A host with a maintenance window open now is planned with that window's end as
    its cutoff (``window_end``: the rollout must not start it later). Otherwise: ``routine`` defers it with its
    next window; ``urgent`` overrides the window only when the host's customer was told of this patch at least
@@ -45,6 +45,7 @@ import operator
 from collections.abc import Mapping
 
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._version import Version, VersionError, VersionRange
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._availability import max_unavailable
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._manifest import parse_duration
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._notifications import NotificationError, load_notifications, validate_notifications
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._schema import NO_JSONSCHEMA, path_text, schema_problems, short_repr, validator
@@ -570,13 +571,7 @@ def _plan(hosts, patch_id, urgency, affected, fixed, compatible, lead_time, poli
     limits = policy["max_unavailable"]
     budget = {}
     for cluster, count in members.items():
-        if isinstance(limits, int):
-            limit = limits
-        elif isinstance(limits, dict) and cluster in limits:
-            limit = limits[cluster]
-        else:
-            limit = (count - 1) // 2
-        budget[cluster] = limit - down.get(cluster, 0)
+        budget[cluster] = max_unavailable(count, _policy_limit(limits, cluster)) - down.get(cluster, 0)
     planned, deferred, overrides = [], [], []
     for host in in_scope:
         decision = host.decision
@@ -635,14 +630,22 @@ def _excluded(host, reason, detail):
             "reason": reason, "detail": detail}
 
 
+def _policy_limit(limits, cluster):
+    """What policy.max_unavailable (checked: a count, or counts by cluster name) sets for ``cluster``, or None."""
+    if isinstance(limits, int):
+        return limits
+    if isinstance(limits, dict):
+        return limits.get(cluster)
+    return None
+
+
 def _quorum_text(cluster, members, down, limits):
     count = members[cluster]
-    if isinstance(limits, int) or (isinstance(limits, dict) and cluster in limits):
-        limit = limits if isinstance(limits, int) else limits[cluster]
+    limit = _policy_limit(limits, cluster)
+    if limit is not None:
         rule = f"policy.max_unavailable allows {limit}"
     else:
-        limit = (count - 1) // 2
-        rule = f"keeping a strict majority up allows {limit}"
+        rule = f"keeping a strict majority up allows {max_unavailable(count)}"
     text = f"cluster {cluster} has {count} member(s): {rule} down at once"
     if down.get(cluster):
         text += f", and {down[cluster]} member(s) of unknown state count as down already"
