@@ -11,6 +11,8 @@ short_description: Write a tamper-evident audit trail of every run (hash chain, 
 version_added: 0.1.0
 author:
   - fleetpatch maintainers (@fleetpatch)
+extends_documentation_fragment:
+  - fleetpatch.rollout.audit
 description:
   - Appends one JSON object per line to O(log) for the start and end of the run, the start of each play and
     every task result of every host (ok, changed, failed, unreachable, skipped), with a sequence number, a UTC
@@ -57,16 +59,6 @@ options:
     ini:
       - section: callback_fleetpatch_audit
         key: head_file
-  hmac_key_file:
-    description:
-      - File whose content (without trailing white space) is the key of the HMAC-SHA256 added to every record
-        and to the head file. Without it, records are chained but anyone who can write the log can re-hash it.
-    type: path
-    env:
-      - name: FLEETPATCH_AUDIT_HMAC_KEY_FILE
-    ini:
-      - section: callback_fleetpatch_audit
-        key: hmac_key_file
   include:
     description:
       - The keys of a task result (other than a C(no_log) one) that go into its record, besides its status and

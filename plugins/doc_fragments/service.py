@@ -2,7 +2,11 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Options of the modules that switch a service between releases (apply, rollback)."""
+"""Options of the modules that switch a service between releases (apply, rollback).
+
+``fleetpatch.rollout.service.state_file`` is the state file option alone, for the modules that write the state
+file without switching the service (defer).
+"""
 
 from __future__ import annotations
 
@@ -81,4 +85,15 @@ options:
       - Seconds to wait for the service to answer the expected version after a reload or restart.
     type: int
     default: 30
+"""
+
+    # state_file as DOCUMENTATION has it (ansible-test reads fragments as plain strings, so it is written twice):
+    # change both together.
+    STATE_FILE = r"""
+options:
+  state_file:
+    description:
+      - The host's fleetpatch state file (JSON), written durably and atomically.
+    type: path
+    default: /var/lib/fleetpatch/state.json
 """

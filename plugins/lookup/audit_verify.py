@@ -10,6 +10,8 @@ short_description: Check a fleetpatch audit log and say where it was tampered wi
 version_added: 0.1.0
 author:
   - fleetpatch maintainers (@fleetpatch)
+extends_documentation_fragment:
+  - fleetpatch.rollout.audit
 description:
   - Checks each audit log written by the P(fleetpatch.rollout.audit#callback) callback and
     M(fleetpatch.rollout.audit_event) the way C(fleetpatch-audit verify) does (the hash chain, the HMAC of every
@@ -23,15 +25,6 @@ options:
     type: list
     elements: path
     required: true
-  hmac_key_file:
-    description:
-      - The HMAC key file the logs were written with. Without it HMACs are not checked.
-    type: path
-    env:
-      - name: FLEETPATCH_AUDIT_HMAC_KEY_FILE
-    ini:
-      - section: callback_fleetpatch_audit
-        key: hmac_key_file
   head_file:
     description:
       - The head file to check the log against. Defaults to the log's path followed by V(.head).

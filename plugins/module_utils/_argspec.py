@@ -1,22 +1,27 @@
 # Copyright (c) fleetpatch contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Argument specs shared by the modules that change a service (apply, rollback).
+"""Argument specs shared by the modules that change a service (apply, rollback) or write the state file (defer).
 
 PRIVATE to the fleetpatch.rollout collection: no compatibility promise to code outside it.
-Documented once, in the doc fragment ``fleetpatch.rollout.service``.
+Documented once, in the doc fragment ``fleetpatch.rollout.service`` (``fleetpatch.rollout.service.state_file``
+for STATE_FILE_ARGSPEC alone).
 """
 
 from __future__ import annotations
 
-__all__ = ["SERVICE_ARGSPEC", "SERVICE_REQUIRED_IF", "PATCH_CLASSES", "missing_options"]
+__all__ = ["SERVICE_ARGSPEC", "SERVICE_REQUIRED_IF", "STATE_FILE_ARGSPEC", "PATCH_CLASSES", "missing_options"]
 
 PATCH_CLASSES = ("hot", "restart")
+
+STATE_FILE_ARGSPEC = {
+    "state_file": {"type": "path", "default": "/var/lib/fleetpatch/state.json"},
+}
 
 SERVICE_ARGSPEC = {
     "manifest": {"type": "path"},
     "component": {"type": "str"},
     "install_dir": {"type": "path", "default": "/srv/fpdemo"},
-    "state_file": {"type": "path", "default": "/var/lib/fleetpatch/state.json"},
+    **STATE_FILE_ARGSPEC,
     "patch_class": {"type": "str", "choices": list(PATCH_CLASSES), "default": "hot", "aliases": ["class"]},
     "reload_command": {"type": "list", "elements": "str"},
     "reload_signal": {"type": "str"},

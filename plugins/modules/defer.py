@@ -19,6 +19,7 @@ author:
 extends_documentation_fragment:
   - fleetpatch.rollout.attributes
   - fleetpatch.rollout.attributes.state_changing
+  - fleetpatch.rollout.service.state_file
 options:
   patch_id:
     description:
@@ -34,11 +35,6 @@ options:
     description:
       - When the patch may go ahead, an RFC 3339 UTC timestamp (the start of the host's next window).
     type: str
-  state_file:
-    description:
-      - The host's fleetpatch state file.
-    type: path
-    default: /var/lib/fleetpatch/state.json
 seealso:
   - module: fleetpatch.rollout.detect
 """
@@ -61,6 +57,7 @@ deferred:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._argspec import STATE_FILE_ARGSPEC
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._defer import record_deferral
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._runner import run_operation
 
@@ -71,7 +68,7 @@ def main():
             "patch_id": {"type": "str", "required": True},
             "reason": {"type": "str", "required": True},
             "deferred_until": {"type": "str"},
-            "state_file": {"type": "path", "default": "/var/lib/fleetpatch/state.json"},
+            **STATE_FILE_ARGSPEC,
         },
         supports_check_mode=True,
     )

@@ -24,35 +24,27 @@ from __future__ import annotations
 
 import copy
 import datetime
-import json
 import os
 import re
 
-import yaml
-
-try:
-    from jsonschema import Draft202012Validator
-except ImportError:  # reported when a manifest is checked, so that ansible-doc and the other plugins still load
-    Draft202012Validator = None
-
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._version import Version, VersionError, VersionRange
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._schema import (
+    NO_JSONSCHEMA, SCHEMA_DIR, ReadError, load_schema, path_key, path_text, read_yaml, schema_problems, short_repr, validator,
+)
 
 __all__ = [
     "ManifestError", "SCHEMA", "SCHEMA_PATH", "field_reference", "health_args", "load_manifest", "module_args", "parse_duration",
     "task_args", "validate_manifest",
 ]
 
-SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "manifest.schema.json")
-with open(SCHEMA_PATH, encoding="utf-8") as _schema_file:
-    SCHEMA = json.load(_schema_file)
-_VALIDATOR = Draft202012Validator(SCHEMA) if Draft202012Validator is not None else None
-_NO_JSONSCHEMA = "cannot check the manifest: the Python library jsonschema is missing on the controller (pip install 'jsonschema>=4.18')"
+SCHEMA_PATH = os.path.join(SCHEMA_DIR, "manifest.schema.json")
+SCHEMA = load_schema(SCHEMA_PATH)
+_VALIDATOR = validator(SCHEMA)
 
 _DURATION_SCHEMA = SCHEMA["$defs"]["duration"]
 _DURATION_RE = re.compile(_DURATION_SCHEMA["pattern"])
 _DURATION_UNITS = (86400, 3600, 60, 1)
 _TIMESTAMP_MESSAGE = SCHEMA["$defs"]["timestamp"]["x-error"]["pattern"]
-_SHORT = 80
 
 
 class ManifestError(ValueError):
@@ -64,82 +56,12 @@ class ManifestError(ValueError):
         super().__init__("\n".join(f"{source}: {path}: {message}" if path else f"{source}: {message}" for path, message in self.errors))
 
 
-def _short(value):
-    """``repr`` of a value, cut to a readable length."""
-    text = repr(value)
-    if len(text) <= _SHORT:
-        return text
-    return text[:_SHORT - 4] + ("...'" if text.startswith("'") else "...")
-
-
 def parse_duration(text):
     """Seconds in a duration such as ``30s``, ``5m``, ``15h``, ``2d`` or ``1h30m``; raise ValueError otherwise."""
     match = _DURATION_RE.match(text) if isinstance(text, str) else None
     if not match:
-        raise ValueError(_DURATION_SCHEMA["x-error"]["pattern"].replace("{value}", _short(text)))
+        raise ValueError(_DURATION_SCHEMA["x-error"]["pattern"].replace("{value}", short_repr(text)))
     return sum(int(amount) * unit for amount, unit in zip(match.groups(), _DURATION_UNITS) if amount)
-
-
-def _path_text(path):
-    """``monitoring.probes[0].url`` from ``("monitoring", "probes", 0, "url")``."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
-    return text
-
-
-def _path_key(path):
-    """Sort key of a path: names in order, list indices by number."""
-    return tuple(f"{part:09d}" if isinstance(part, int) else str(part) for part in path)
-
-
-def _custom(error, **values):
-    """fleetpatch's wording of a schema error (``x-error`` next to the keyword), or None."""
-    template = error.schema.get("x-error", {}).get(error.validator) if isinstance(error.schema, dict) else None
-    if template is None:
-        return None
-    for name, value in values.items():
-        template = template.replace("{" + name + "}", value)
-    return template
-
-
-def _schema_errors(error):
-    """``(path tuple, keyword, message)`` for one jsonschema error (a missing or unknown field is reported as itself)."""
-    path = tuple(error.absolute_path)
-    instance, keyword, expected = error.instance, error.validator, error.validator_value
-    if keyword == "required":
-        message = _custom(error) or "required field missing"
-        return [(path + (name,), keyword, message) for name in expected if name not in instance]
-    if keyword == "dependentRequired":
-        missing = {name for key, names in expected.items() if key in instance for name in names if name not in instance}
-        return [(path + (name,), keyword, _custom(error) or f"required with {', '.join(expected)}") for name in sorted(missing)]
-    if keyword == "additionalProperties":
-        known = error.schema.get("properties", {})
-        return [(path + (name,), keyword, f"unknown field (value {_short(instance[name])})") for name in instance if name not in known]
-    if keyword == "oneOf":
-        # Each branch requires one field: say which of them were given.
-        given = [name for branch in expected for name in branch.get("required", ()) if name in instance]
-        return [(path, keyword, _custom(error, value=" and ".join(given) or "neither") or error.message)]
-    message = _custom(error, value=_short(instance))
-    if message is None:
-        message = _standard_message(error)
-    return [(path, keyword, message)]
-
-
-def _standard_message(error):
-    """jsonschema's message for the keywords a manifest uses, with values cut short and patterns unescaped."""
-    instance, keyword, expected = _short(error.instance), error.validator, error.validator_value
-    messages = {
-        "type": lambda: f"{instance} is not of type {expected!r}",
-        "enum": lambda: f"{instance} is not one of {', '.join(repr(item) for item in expected)}",
-        "pattern": lambda: f"{instance} does not match '{expected}'",
-        "minLength": lambda: f"must not be empty, got {instance}" if expected == 1 else error.message,
-        "minItems": lambda: f"must not be empty, got {instance}" if expected == 1 else error.message,
-        "uniqueItems": lambda: f"{instance} lists an item more than once",
-        "minimum": lambda: f"{instance} is less than {expected}",
-        "maximum": lambda: f"{instance} is more than {expected}",
-    }
-    return messages[keyword]() if keyword in messages else error.message
 
 
 def _get(data, path):
@@ -169,12 +91,13 @@ def _semantic_errors(data):
         except VersionError as exc:
             errors.append((("fixed_version",), str(exc)))
     if fixed is not None and "affected" in ranges and fixed in ranges["affected"]:
-        errors.append((("fixed_version",), f"{_short(fixed.text)} lies inside affected {_short(ranges['affected'].text)}: the fix would itself be affected"))
+        inside = f"{short_repr(fixed.text)} lies inside affected {short_repr(ranges['affected'].text)}"
+        errors.append((("fixed_version",), f"{inside}: the fix would itself be affected"))
     target = _get(data, ("rollback", "to"))
     if isinstance(target, str) and target != "previous":
         try:
             if fixed is not None and Version(target) == fixed:
-                errors.append((("rollback", "to"), f"{_short(target)} is fixed_version itself, not a way back"))
+                errors.append((("rollback", "to"), f"{short_repr(target)} is fixed_version itself, not a way back"))
         except VersionError as exc:
             errors.append((("rollback", "to"), f"must be 'previous' or a version: {exc}"))
     stamp = data.get("detected_at")
@@ -182,7 +105,7 @@ def _semantic_errors(data):
         try:
             datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
         except ValueError:
-            errors.append((("detected_at",), _TIMESTAMP_MESSAGE.replace("{value}", _short(stamp))))
+            errors.append((("detected_at",), _TIMESTAMP_MESSAGE.replace("{value}", short_repr(stamp))))
     reload = data.get("reload")
     if isinstance(reload, dict):
         if data.get("class") == "hot" and "signal" not in reload and "command" not in reload:
@@ -235,39 +158,18 @@ def validate_manifest(data, source="<manifest>", base_dir=None):
     ``notify.lead_time_seconds`` and each probe's ``timeout_seconds`` next to the durations they come from.
     """
     if not isinstance(data, dict):
-        raise ManifestError(source, [((), f"expected a mapping of fields, got {type(data).__name__} {_short(data)}")])
+        raise ManifestError(source, [((), f"expected a mapping of fields, got {type(data).__name__} {short_repr(data)}")])
     if _VALIDATOR is None:
-        raise ManifestError(source, [((), _NO_JSONSCHEMA)])
-    schema_errors = {found for error in _VALIDATOR.iter_errors(data) for found in _schema_errors(error)}
-    # A value of the wrong type gets that one message, not also the enum or pattern it then cannot match.
-    typed = {path for path, keyword, _message in schema_errors if keyword == "type"}
-    found = {(path, message) for path, keyword, message in schema_errors if path not in typed or keyword == "type"}
+        raise ManifestError(source, [((), f"cannot check the manifest: {NO_JSONSCHEMA}")])
+    found = set(schema_problems(_VALIDATOR, data))
     failed = {path for path, _message in found}
     for path, message in _semantic_errors(data):
         if not any(path[:length] in failed for length in range(1, len(path) + 1)):
             found.add((path, message))
     if found:
-        ordered = sorted(found, key=lambda item: (_path_key(item[0]), item[1]))
-        raise ManifestError(source, [(_path_text(path), message) for path, message in ordered])
+        ordered = sorted(found, key=lambda item: (path_key(item[0]), item[1]))
+        raise ManifestError(source, [(path_text(path), message) for path, message in ordered])
     return _normalise(data, os.getcwd() if base_dir is None else base_dir)
-
-
-class _Loader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
-    """YAML as a change record needs it: timestamps stay strings, a key given twice is an error."""
-
-    yaml_implicit_resolvers = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _value_node in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
 
 
 def load_manifest(path):
@@ -279,17 +181,9 @@ def load_manifest(path):
     path = os.fspath(path)
     source = os.path.basename(path) or path
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.load(handle, Loader=_Loader)  # nosec B506 - _Loader is a SafeLoader
-    except OSError as exc:
-        raise ManifestError(source, [((), f"cannot read {path}: {exc.strerror or exc}")]) from None
-    except UnicodeDecodeError as exc:
-        raise ManifestError(source, [((), f"not UTF-8 text: {exc.reason} at byte {exc.start}")]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ManifestError(source, [((), f"not valid YAML: {where}{problem}")]) from None
+        data = read_yaml(path)
+    except ReadError as exc:
+        raise ManifestError(source, [((), str(exc))]) from None
     return validate_manifest(data, source=source, base_dir=os.path.dirname(os.path.abspath(path)))
 
 

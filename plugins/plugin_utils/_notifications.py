@@ -24,25 +24,17 @@ until then it is written by hand.
 
 from __future__ import annotations
 
-import json
 import os
 
-import yaml
-
-try:
-    from jsonschema import Draft202012Validator
-except ImportError:  # reported when a record is read
-    Draft202012Validator = None
-
-from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._manifest import _Loader, _path_text, _short
-from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._windows import NO_JSONSCHEMA, parse_utc, schema_problems
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._schema import (
+    NO_JSONSCHEMA, ReadError, load_schema, path_text, read_yaml, schema_problems, short_repr, validator,
+)
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._windows import parse_utc
 
 __all__ = ["NotificationError", "NOTIFICATIONS_SCHEMA", "Notifications", "load_notifications", "validate_notifications"]
 
-_SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notifications.schema.json")
-with open(_SCHEMA_PATH, encoding="utf-8") as _schema_file:
-    NOTIFICATIONS_SCHEMA = json.load(_schema_file)
-_VALIDATOR = Draft202012Validator(NOTIFICATIONS_SCHEMA) if Draft202012Validator is not None else None
+NOTIFICATIONS_SCHEMA = load_schema("notifications.schema.json")
+_VALIDATOR = validator(NOTIFICATIONS_SCHEMA)
 
 
 class NotificationError(ValueError):
@@ -83,7 +75,7 @@ def validate_notifications(data, source="<notifications>"):
     if isinstance(data, Notifications):
         return data
     if not isinstance(data, dict):
-        raise NotificationError(source, [("", f"expected a mapping with a notifications list, got {type(data).__name__} {_short(data)}")])
+        raise NotificationError(source, [("", f"expected a mapping with a notifications list, got {type(data).__name__} {short_repr(data)}")])
     if _VALIDATOR is None:
         raise NotificationError(source, [("", f"cannot check the pre-notification record: {NO_JSONSCHEMA}")])
     problems = schema_problems(_VALIDATOR, data)
@@ -96,11 +88,11 @@ def validate_notifications(data, source="<notifications>"):
         try:
             moment = parse_utc(record["notified_at"], "notified_at")
         except ValueError:
-            problems.append((path, f"{_short(record['notified_at'])} is not an RFC 3339 time with an offset such as 2025-12-18T09:30:00Z"))
+            problems.append((path, f"{short_repr(record['notified_at'])} is not an RFC 3339 time with an offset such as 2025-12-18T09:30:00Z"))
             continue
         records.append({**record, "notified_at": moment})
     if problems:
-        raise NotificationError(source, [(_path_text(path), message) for path, message in problems])
+        raise NotificationError(source, [(path_text(path), message) for path, message in problems])
     return Notifications(records)
 
 
@@ -109,14 +101,7 @@ def load_notifications(path):
     path = os.fspath(path)
     source = os.path.basename(path) or path
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.load(handle, Loader=_Loader)  # nosec B506 - _Loader is a SafeLoader
-    except OSError as exc:
-        raise NotificationError(source, [("", f"cannot read {path}: {exc.strerror or exc}")]) from None
-    except UnicodeDecodeError as exc:
-        raise NotificationError(source, [("", f"not UTF-8 text: {exc.reason} at byte {exc.start}")]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise NotificationError(source, [("", f"not valid YAML: {where}{getattr(exc, 'problem', None) or exc}")]) from None
+        data = read_yaml(path)
+    except ReadError as exc:
+        raise NotificationError(source, [("", str(exc))]) from None
     return validate_notifications(data, source)

@@ -15,9 +15,9 @@ runs nothing. The rules, in the order they apply:
 2. Mixed versions. If any host in scope runs a version outside ``compatible_with`` (the versions that may run
    beside ``fixed_version`` during the rollout), the plan is refused with :class:`PlanError` naming every such
    host and its version.
-3. Quorum. A cluster of n members (every host given with that cluster name) may lose ``max_unavailable`` at
-   once, by default floor((n - 1) / 2), which keeps a strict majority up. Members whose detection failed
-   count as down already. A cluster left with no budget has its hosts excluded as ``quorum``.
+3. Quorum (``_availability.py``). A cluster of n members (every host given with that cluster name) may lose
+   ``max_unavailable`` at once, by default floor((n - 1) / 2), which keeps a strict majority up. Members whose
+   detection failed count as down already. A cluster left with no budget has its hosts excluded as ``quorum``.
 4. Windows (``_windows.py``). A host with a maintenance window open now is planned with that window's end as
    its cutoff (``window_end``: the rollout must not start it later). Otherwise: ``routine`` defers it with its
    next window; ``urgent`` overrides the window only when the host's customer was told of this patch at least
@@ -44,16 +44,13 @@ import math
 import operator
 from collections.abc import Mapping
 
-try:
-    from jsonschema import Draft202012Validator
-except ImportError:  # reported when a plan is made
-    Draft202012Validator = None
-
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._version import Version, VersionError, VersionRange
-from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._manifest import _path_text, _short, parse_duration
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._availability import max_unavailable
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._manifest import parse_duration
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._notifications import NotificationError, load_notifications, validate_notifications
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._schema import NO_JSONSCHEMA, path_text, schema_problems, short_repr, validator
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._windows import (
-    NO_JSONSCHEMA, PLAN_SCHEMA, UTC, WindowError, format_utc, parse_utc, parse_window, schema_problems, window_key, window_state,
+    PLAN_SCHEMA, UTC, WindowError, format_utc, parse_utc, parse_window, window_key, window_state,
 )
 
 __all__ = ["DEFAULT_POLICY", "PlanError", "plan_waves", "validate_policy"]
@@ -72,7 +69,7 @@ ROLES = ("primary", "secondary")
 _ROLES_OR_NONE = frozenset(ROLES + (None,))
 NO_REGION = "no region"
 _MAX_LINES = 50
-_POLICY_VALIDATOR = Draft202012Validator(PLAN_SCHEMA) if Draft202012Validator is not None else None
+_POLICY_VALIDATOR = validator(PLAN_SCHEMA)
 
 
 class PlanError(ValueError):
@@ -93,10 +90,10 @@ def validate_policy(policy):
     if policy is None:
         policy = {}
     if not isinstance(policy, dict):
-        raise PlanError([f"policy: expected a mapping, got {type(policy).__name__} {_short(policy)}"])
+        raise PlanError([f"policy: expected a mapping, got {type(policy).__name__} {short_repr(policy)}"])
     if _POLICY_VALIDATOR is None:
         raise PlanError([f"policy: cannot check it: {NO_JSONSCHEMA}"])
-    errors = [f"{_path_text(('policy',) + path)}: {message}" for path, message in schema_problems(_POLICY_VALIDATOR, policy)]
+    errors = [f"{path_text(('policy',) + path)}: {message}" for path, message in schema_problems(_POLICY_VALIDATOR, policy)]
     windows = {}
     for customer, data in sorted((policy.get("customer_windows") or {}).items()) if isinstance(policy.get("customer_windows"), dict) else ():
         if isinstance(data, dict):
@@ -122,14 +119,14 @@ def validate_policy(policy):
 def _manifest_rules(manifest):
     """``(id, urgency, affected, fixed, compatible, lead_time)`` from a checked manifest; PlanError otherwise."""
     if not isinstance(manifest, dict):
-        raise PlanError([f"manifest: expected the checked manifest (a mapping), got {type(manifest).__name__} {_short(manifest)}"])
+        raise PlanError([f"manifest: expected the checked manifest (a mapping), got {type(manifest).__name__} {short_repr(manifest)}"])
     errors = []
     patch_id = manifest.get("id")
     if not isinstance(patch_id, str) or not patch_id:
-        errors.append(f"manifest.id: required, got {_short(patch_id)}")
+        errors.append(f"manifest.id: required, got {short_repr(patch_id)}")
     urgency = manifest.get("urgency")
     if urgency not in URGENCIES:
-        errors.append(f"manifest.urgency: {_short(urgency)} is not one of {', '.join(repr(item) for item in URGENCIES)}")
+        errors.append(f"manifest.urgency: {short_repr(urgency)} is not one of {', '.join(repr(item) for item in URGENCIES)}")
     parsed = {}
     for field, kind in (("affected", VersionRange), ("compatible_with", VersionRange), ("fixed_version", Version)):
         try:
@@ -163,7 +160,7 @@ def _host_items(hosts):
             if isinstance(facts, Mapping):
                 name = facts.get("host", facts.get("name", facts.get("inventory_hostname")))
             if not isinstance(name, str) or not name:
-                errors.append(f"hosts[{index}]: expected a mapping naming its host (host: <name>), got {_short(facts)}")
+                errors.append(f"hosts[{index}]: expected a mapping naming its host (host: <name>), got {short_repr(facts)}")
             elif name in seen:
                 errors.append(f"hosts[{index}]: host {name!r} is listed twice")
             else:
@@ -172,7 +169,7 @@ def _host_items(hosts):
         if errors:
             raise PlanError(errors)
         return items
-    raise PlanError([f"hosts: expected a mapping of host name to variables or a list of them, got {type(hosts).__name__} {_short(hosts)}"])
+    raise PlanError([f"hosts: expected a mapping of host name to variables or a list of them, got {type(hosts).__name__} {short_repr(hosts)}"])
 
 
 def _detected(facts, detect_key):
@@ -180,11 +177,11 @@ def _detected(facts, detect_key):
     result = facts.get(detect_key)
     if result is not None:
         if result.__class__ is not dict and not isinstance(result, Mapping):
-            return None, f"detect result is not a mapping: {_short(result)}"
+            return None, f"detect result is not a mapping: {short_repr(result)}"
         if result.get("unreachable"):
-            return None, f"unreachable: {_short(result.get('msg', ''))}"
+            return None, f"unreachable: {short_repr(result.get('msg', ''))}"
         if result.get("failed"):
-            return None, f"detection failed: {_short(result.get('msg', ''))}"
+            return None, f"detection failed: {short_repr(result.get('msg', ''))}"
         if result.get("skipped"):
             return None, "detection was skipped"
         version = result.get("version")
@@ -223,9 +220,9 @@ class _Host:
         for field in ("region", "cluster", "customer"):
             value = getattr(self, field)
             if value is not None and (not isinstance(value, str) or not value):
-                found.append(f"{self.name}: {field}: {_short(value)} is not a non-empty string")
+                found.append(f"{self.name}: {field}: {short_repr(value)} is not a non-empty string")
         if self.role is not None and self.role not in ROLES:
-            found.append(f"{self.name}: cluster_role: {_short(self.role)} is not one of 'primary', 'secondary'")
+            found.append(f"{self.name}: cluster_role: {short_repr(self.role)} is not one of 'primary', 'secondary'")
         return found
 
 
@@ -323,7 +320,7 @@ def _pick_canary(policy, groups, order, hosts_by_region, total, planned_secondar
         region = canary["region"]
         if region not in hosts_by_region:
             known = ", ".join(sorted(name for name in hosts_by_region if name != NO_REGION)) or "none"
-            raise PlanError([f"policy.canary.region: {_short(region)} is not the region of any host (regions: {known})"])
+            raise PlanError([f"policy.canary.region: {short_repr(region)} is not the region of any host (regions: {known})"])
         candidates = sorted(pool(region), key=lambda host: (_role_rank(host), host.name))
         if not candidates:
             raise PlanError([f"policy.canary.region: no host of region {region!r} can be patched now (each is excluded or deferred): "
@@ -482,7 +479,7 @@ def _plan(hosts, patch_id, urgency, affected, fixed, compatible, lead_time, poli
     defer_unwindowed = policy["unwindowed"] == "defer"
     for name, facts in items:
         if facts.__class__ is not dict and not isinstance(facts, Mapping):
-            errors.append(f"{name}: expected a mapping of host variables, got {type(facts).__name__} {_short(facts)}")
+            errors.append(f"{name}: expected a mapping of host variables, got {type(facts).__name__} {short_repr(facts)}")
             continue
         host = _Host(name, facts)
         found = host.problems()
@@ -499,7 +496,7 @@ def _plan(hosts, patch_id, urgency, affected, fixed, compatible, lead_time, poli
             host.version = version = str(version)
             status, ok = _classify(version, versions, affected, fixed, compatible)
             if status == "bad":
-                status, why = "unknown", f"detected version {_short(version)} is not a version"
+                status, why = "unknown", f"detected version {short_repr(version)} is not a version"
             elif not ok:
                 mixed[name] = version
         if status == "affected":
@@ -574,13 +571,7 @@ def _plan(hosts, patch_id, urgency, affected, fixed, compatible, lead_time, poli
     limits = policy["max_unavailable"]
     budget = {}
     for cluster, count in members.items():
-        if isinstance(limits, int):
-            limit = limits
-        elif isinstance(limits, dict) and cluster in limits:
-            limit = limits[cluster]
-        else:
-            limit = (count - 1) // 2
-        budget[cluster] = limit - down.get(cluster, 0)
+        budget[cluster] = max_unavailable(count, _policy_limit(limits, cluster)) - down.get(cluster, 0)
     planned, deferred, overrides = [], [], []
     for host in in_scope:
         decision = host.decision
@@ -639,14 +630,22 @@ def _excluded(host, reason, detail):
             "reason": reason, "detail": detail}
 
 
+def _policy_limit(limits, cluster):
+    """What policy.max_unavailable (checked: a count, or counts by cluster name) sets for ``cluster``, or None."""
+    if isinstance(limits, int):
+        return limits
+    if isinstance(limits, dict):
+        return limits.get(cluster)
+    return None
+
+
 def _quorum_text(cluster, members, down, limits):
     count = members[cluster]
-    if isinstance(limits, int) or (isinstance(limits, dict) and cluster in limits):
-        limit = limits if isinstance(limits, int) else limits[cluster]
+    limit = _policy_limit(limits, cluster)
+    if limit is not None:
         rule = f"policy.max_unavailable allows {limit}"
     else:
-        limit = (count - 1) // 2
-        rule = f"keeping a strict majority up allows {limit}"
+        rule = f"keeping a strict majority up allows {max_unavailable(count)}"
     text = f"cluster {cluster} has {count} member(s): {rule} down at once"
     if down.get(cluster):
         text += f", and {down[cluster]} member(s) of unknown state count as down already"

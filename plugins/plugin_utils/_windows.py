@@ -37,7 +37,6 @@ results are in UTC.
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -52,24 +51,20 @@ try:
 except ImportError:  # pragma: no cover - Python < 3.9 runs no controller fleetpatch supports
     ZoneInfo = ZoneInfoNotFoundError = None
 
-try:
-    from jsonschema import Draft202012Validator
-except ImportError:  # reported when a window is read, so that ansible-doc and the other plugins still load
-    Draft202012Validator = None
-
-# One way to word a schema error, shared with the manifest (same collection, same messages).
-from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._manifest import _path_key, _path_text, _schema_errors, _short, parse_duration
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._manifest import parse_duration
+# Draft202012Validator is None without jsonschema: parse_window names the missing library.
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._schema import (
+    NO_JSONSCHEMA, SCHEMA_DIR, Draft202012Validator, load_schema, path_key, path_text, schema_problems, short_repr, validator,
+)
 
 __all__ = [
-    "NO_DATEUTIL", "NO_JSONSCHEMA", "UTC", "PLAN_SCHEMA", "PLAN_SCHEMA_PATH", "Window", "WindowError",
-    "format_utc", "may_start", "next_window", "parse_utc", "parse_window", "schema_problems", "window_at", "window_key", "window_state",
+    "NO_DATEUTIL", "UTC", "PLAN_SCHEMA", "PLAN_SCHEMA_PATH", "Window", "WindowError",
+    "format_utc", "may_start", "next_window", "parse_utc", "parse_window", "window_at", "window_key", "window_state",
 ]
 
 UTC = datetime.timezone.utc
-PLAN_SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plan.schema.json")
-with open(PLAN_SCHEMA_PATH, encoding="utf-8") as _schema_file:
-    PLAN_SCHEMA = json.load(_schema_file)
-NO_JSONSCHEMA = "the Python library jsonschema is missing on the controller (pip install 'jsonschema>=4.18')"
+PLAN_SCHEMA_PATH = os.path.join(SCHEMA_DIR, "plan.schema.json")
+PLAN_SCHEMA = load_schema(PLAN_SCHEMA_PATH)
 NO_DATEUTIL = "the Python library python-dateutil is missing on the controller (pip install 'python-dateutil>=2.8')"
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -83,9 +78,7 @@ _LOOKBACK = datetime.timedelta(days=1)
 
 def _validator(name):
     """A validator of ``$defs/<name>`` of the plan schema (None without jsonschema)."""
-    if Draft202012Validator is None:
-        return None
-    return Draft202012Validator({"$ref": f"#/$defs/{name}", "$defs": PLAN_SCHEMA["$defs"]})
+    return validator({"$ref": f"#/$defs/{name}", "$defs": PLAN_SCHEMA["$defs"]})
 
 
 _VALIDATORS = {"days": _validator("window_days"), "rrule": _validator("window_rrule")}
@@ -97,17 +90,6 @@ class WindowError(ValueError):
     def __init__(self, errors):
         self.errors = list(errors)
         super().__init__("\n".join(f"{path}: {message}" if path else message for path, message in self.errors))
-
-
-def schema_problems(validator, data, prefix=()):
-    """``[(path tuple, message)]`` of every schema problem in ``data``, one per field, sorted by field path.
-
-    A value of the wrong type gets that one message, not also the enum or pattern it then cannot match.
-    """
-    found = {item for error in validator.iter_errors(data) for item in _schema_errors(error)}
-    typed = {path for path, keyword, _message in found if keyword == "type"}
-    problems = {(prefix + path, message) for path, keyword, message in found if path not in typed or keyword == "type"}
-    return sorted(problems, key=lambda item: (_path_key(item[0]), item[1]))
 
 
 class Window:
@@ -222,15 +204,15 @@ def _rrule(text, dtstart, zone):
     if body.upper().startswith("RRULE:"):
         body = body[6:]
     if "\n" in body or ":" in body:
-        return None, f"{_short(text)} is not the value of one RRULE (no DTSTART, EXDATE or other lines: dtstart is a field of its own)"
+        return None, f"{short_repr(text)} is not the value of one RRULE (no DTSTART, EXDATE or other lines: dtstart is a field of its own)"
     parts = []
     for part in body.split(";"):
         name, _sep, value = part.partition("=")
         name = name.strip().upper()
         if name == "FREQ" and value.strip().upper() in _FORBIDDEN_FREQ:
-            return None, f"{_short(text)} recurs more often than daily: a maintenance window recurs at most daily"
+            return None, f"{short_repr(text)} recurs more often than daily: a maintenance window recurs at most daily"
         if name in _FORBIDDEN_PARTS:
-            return None, f"{_short(text)} sets {name}: the time of day comes from dtstart"
+            return None, f"{short_repr(text)} sets {name}: the time of day comes from dtstart"
         if name == "UNTIL" and _UTC_UNTIL_RE.match(value.strip()):
             instant = datetime.datetime.strptime(value.strip()[:-1], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
             value = instant.astimezone(zone).strftime("%Y%m%dT%H%M%S")
@@ -238,7 +220,7 @@ def _rrule(text, dtstart, zone):
     try:
         return rrulestr(";".join(parts), dtstart=dtstart, cache=False), None
     except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
-        return None, f"{_short(text)} is not an RFC 5545 RRULE such as 'FREQ=WEEKLY;BYDAY=TU,TH' ({exc})"
+        return None, f"{short_repr(text)} is not an RFC 5545 RRULE such as 'FREQ=WEEKLY;BYDAY=TU,TH' ({exc})"
 
 
 def parse_window(data, field="maintenance_window"):
@@ -252,7 +234,7 @@ def parse_window(data, field="maintenance_window"):
         data = dict(data)
     if not isinstance(data, dict):
         expected = "expected a mapping with days, start, duration and timezone (or rrule, dtstart, duration and timezone)"
-        raise WindowError([(field, f"{expected}, got {type(data).__name__} {_short(data)}")])
+        raise WindowError([(field, f"{expected}, got {type(data).__name__} {short_repr(data)}")])
     for missing, text in ((Draft202012Validator, NO_JSONSCHEMA), (rrule, NO_DATEUTIL), (ZoneInfo, "zoneinfo is missing (Python 3.9 or later)")):
         if missing is None:
             raise WindowError([(field, f"cannot read the maintenance window: {text}")])
@@ -263,11 +245,11 @@ def parse_window(data, field="maintenance_window"):
     if "timezone" not in failed:
         zone = _zone(data["timezone"])
         if zone is None:
-            problems.append((("timezone",), f"{_short(data['timezone'])} is not an IANA time zone such as 'Europe/Berlin'"))
+            problems.append((("timezone",), f"{short_repr(data['timezone'])} is not an IANA time zone such as 'Europe/Berlin'"))
     if "duration" not in failed:
         seconds = parse_duration(data["duration"])
         if seconds <= 0:
-            problems.append((("duration",), f"{_short(data['duration'])} is not longer than 0s"))
+            problems.append((("duration",), f"{short_repr(data['duration'])} is not longer than 0s"))
         duration = datetime.timedelta(seconds=seconds)
     days = start = rule = dtstart = None
     if kind == "days":
@@ -281,15 +263,15 @@ def parse_window(data, field="maintenance_window"):
             try:
                 dtstart = datetime.datetime.fromisoformat(data["dtstart"])
             except ValueError as exc:
-                problems.append((("dtstart",), f"{_short(data['dtstart'])} is not a local date and time ({exc})"))
+                problems.append((("dtstart",), f"{short_repr(data['dtstart'])} is not a local date and time ({exc})"))
         if "rrule" not in failed:
             # Read the rule even when dtstart or timezone is wrong, so that all problems come at once.
             rule, message = _rrule(data["rrule"], dtstart or datetime.datetime(2000, 1, 1), zone or UTC)
             if message:
                 problems.append((("rrule",), message))
     if problems:
-        ordered = sorted(problems, key=lambda item: (_path_key(item[0]), item[1]))
-        raise WindowError([(_path_text(prefix + path), message) for path, message in ordered])
+        ordered = sorted(problems, key=lambda item: (path_key(item[0]), item[1]))
+        raise WindowError([(path_text(prefix + path), message) for path, message in ordered])
     return Window(data, zone, duration, days=days, start=start, rule=rule)
 
 
@@ -297,7 +279,7 @@ def parse_utc(value, field="now"):
     """An aware UTC datetime from an aware datetime or an RFC 3339 string with an offset; ValueError naming ``field``."""
     if isinstance(value, datetime.datetime):
         if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"{field}: {_short(value.isoformat())} has no time zone (give an RFC 3339 time such as 2025-12-18T09:30:00Z)")
+            raise ValueError(f"{field}: {short_repr(value.isoformat())} has no time zone (give an RFC 3339 time such as 2025-12-18T09:30:00Z)")
         return value.astimezone(UTC)
     if isinstance(value, str):
         try:
@@ -306,7 +288,7 @@ def parse_utc(value, field="now"):
             parsed = None
         if parsed is not None and parsed.tzinfo is not None:
             return parsed.astimezone(UTC)
-    raise ValueError(f"{field}: {_short(value)} is not an RFC 3339 time with an offset such as 2025-12-18T09:30:00Z")
+    raise ValueError(f"{field}: {short_repr(value)} is not an RFC 3339 time with an offset such as 2025-12-18T09:30:00Z")
 
 
 def format_utc(moment):
