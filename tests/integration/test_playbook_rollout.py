@@ -310,3 +310,31 @@ def test_an_urgent_patch_overrides_only_the_windows_of_customers_told_the_lead_t
         "untold": [{"patch": "FP-2025-14847", "until": NEXT_SATURDAY, "at": reasons["untold"][0]["at"], "reason": (
             "urgent patch: customer initech has no pre-notification of FP-2025-14847, so its window holds")}],
     }
+
+
+def test_a_host_lost_during_its_wave_counts_as_unknown_and_spends_the_budget(fleet, ansible, tmp_path):
+    """A host of the second wave is powered off while the canary soaks: its wave cannot reach it, the gate counts it
+    as "unknown" (never as success), the budget of 0 is exceeded, the wave is rolled back and the rollout stops."""
+    fleet.add([HostSpec(name=name, version="7.0.26") for name in ("u1", "u2", "u3")])
+    manifest = manifests.write(tmp_path, fleet.artifact("7.0.28"), urgency="emergency")
+    extravars = rollout_vars(manifest, fleetpatch_policy={**EMERGENCY, "canary": {"count": 1}}, fleetpatch_soak=5)
+    result = {}
+    runner = threading.Thread(target=lambda: result.setdefault("run", ansible(ROLLOUT, fleet.write_inventory(), extravars=extravars,
+                                                                              env=audit_env(tmp_path))))
+    runner.start()
+    deadline = time.monotonic() + 180
+    while not (canary := [name for name in ("u1", "u2", "u3") if version_or_none(fleet, name) == "7.0.28"]):
+        assert runner.is_alive() and time.monotonic() < deadline, "the canary was never patched"
+        time.sleep(0.05)
+    lost, survivor = sorted({"u1", "u2", "u3"} - set(canary))
+    fleet.stop(lost)
+    runner.join()
+    run = result["run"]
+
+    assert run.returncode != 0
+    gates = [r["ansible_facts"] for r in run.results("Gate - count the wave's failures against the error budget").values() if "ansible_facts" in r]
+    (halting,) = [facts for facts in gates if facts["__fp_halted"]]
+    assert [(f["host"], f["status"], f["why"]) for f in halting["__fp_failures"]] == [(lost, "unknown", "unreachable or failed during the wave")]
+    assert {name: fleet.service_version(name) for name in (canary[0], survivor)} == {canary[0]: "7.0.28", survivor: "7.0.26"}
+    assert statuses(run)[lost] == ("unknown", "unreachable or failed during the wave")
+    assert statuses(run)[survivor][0] == "rolled back"
