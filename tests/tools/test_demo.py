@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_demo_rolls_the_patch_out_lists_every_host_and_leaves_nothing_behind(machine_state):
     before = machine_state()
     # What scripts/demo runs once bootstrap is done; a 1 s soak keeps it short.
-    demo = subprocess.run([sys.executable, "-m", "fleetpatch_dev.demo", "--soak", "1"], cwd=REPO, env={"PYTHONPATH": str(REPO / "tools"), "PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True, timeout=600, check=False)
+    demo = subprocess.run([sys.executable, "-m", "fleetpatch_dev.demo", "--soak", "1"], cwd=REPO, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(REPO / "tools"), "PATH": "/usr/bin:/bin"}, timeout=600, check=False)
     assert demo.returncode == 0, demo.stdout[-6000:] + demo.stderr[-3000:]
     assert machine_state() == before
     out = demo.stdout
