@@ -234,7 +234,7 @@ def _random_dpkg_versions(count, seed):
     runs = ["0", "1", "2", "10", "01", "a", "b", "z", "~", "~~", "+", ".", "~rc", "p", "+deb", "."]
     versions = set()
     while len(versions) < count:
-        upstream = str(rng.randint(0, 12)) + "".join(rng.choice(runs) for _ in range(rng.randint(0, 4)))
+        upstream = str(rng.randint(0, 12)) + "".join(rng.choice(runs) for _run in range(rng.randint(0, 4)))
         version = f"{rng.choice(['', '', '1:', '0:'])}{upstream}{rng.choice(['', '', '-1', '-0', '-1~bpo1', '-2+deb12u10'])}"
         versions.add(version)
     return sorted(versions)
