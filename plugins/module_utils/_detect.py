@@ -56,14 +56,21 @@ def _from_command(params, host):
     return _match(params["version_regex"] or DEFAULT_VERSION_REGEX, stdout + stderr, f"the output of {argv!r}")
 
 
+def _package_database(host):
+    """``"dpkg"`` or ``"rpm"``: the package database the host has (dpkg where it has both); its versions' scheme."""
+    if host.which("dpkg-query"):
+        return "dpkg"
+    if host.which("rpm"):
+        return "rpm"
+    raise PatchError("strategy 'package' needs dpkg-query or rpm on the host; neither was found")
+
+
 def _from_package(params, host):
     name = params["package"] or params["component"]
-    if host.which("dpkg-query"):
+    if _package_database(host) == "dpkg":
         argv = ["dpkg-query", "-W", "-f", "${Status}|${Version}", name]
-    elif host.which("rpm"):
-        argv = ["rpm", "-q", "--qf", "install ok installed|%{VERSION}", name]
-    else:
-        raise PatchError("strategy 'package' needs dpkg-query or rpm on the host; neither was found")
+    else:  # the whole [epoch:]version-release: a fix is often only a new release
+        argv = ["rpm", "-q", "--qf", "install ok installed|%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}", name]
     rc, stdout, stderr = host.run(argv)
     status, _sep, version = stdout.partition("|")
     if rc != 0 or not status.endswith("installed"):
@@ -107,7 +114,8 @@ def find_version(params, host):
     """The installed version as the strategy ``params['strategy']`` finds it; :class:`PatchError` when it cannot.
 
     The text is returned as found (a package database's ``1:9.2p1-2+deb12u10`` included); it must be a
-    fleetpatch :class:`Version` only when it is compared with a range, which :func:`detect` checks.
+    :class:`Version` (of the database's scheme, for ``package``) only when it is compared with a range, which
+    :func:`detect` checks.
     """
     version = _FINDERS[params["strategy"]](params, host).strip()
     if not version:
@@ -115,23 +123,28 @@ def find_version(params, host):
     return version
 
 
-def _comparable(version, params):
+def _comparable(version, params, scheme):
     try:
-        return Version(version)
+        return Version(version, scheme)
     except VersionError as exc:
         raise PatchError(f"{params['component']}: strategy {params['strategy']} found {version!r}, which cannot be compared with a range: {exc}",
                          version=version) from None
 
 
 def detect(params, host):
-    """What runs on this host and what fleetpatch did to it: the result of the ``detect`` module."""
+    """What runs on this host and what fleetpatch did to it: the result of the ``detect`` module.
+
+    A version from the package database is compared in that database's order (``dpkg`` or ``rpm``), and
+    ``affected`` and ``fixed_version`` are then read as versions of that database too.
+    """
+    scheme = _package_database(host) if params["strategy"] == "package" else "release"
     try:
-        affected_range = VersionRange(params["affected"]) if params["affected"] else None
-        fixed = Version(params["fixed_version"]) if params["fixed_version"] else None
+        affected_range = VersionRange(params["affected"], scheme) if params["affected"] else None
+        fixed = Version(params["fixed_version"], scheme) if params["fixed_version"] else None
     except VersionError as exc:
         raise PatchError(str(exc)) from None
     version = find_version(params, host)
-    comparable = _comparable(version, params) if affected_range or fixed else None
+    comparable = _comparable(version, params, scheme) if affected_range or fixed else None
     state = load_state(params["state_file"])
     return {
         "component": params["component"],

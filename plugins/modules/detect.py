@@ -33,7 +33,8 @@ options:
       - V(current_link) reads the name of the release directory that C(<install_dir>/current) points to.
       - V(version_file) reads O(version_file), by default C(<install_dir>/current/VERSION).
       - V(command) runs O(command) and takes the first group of O(version_regex) from its output.
-      - V(package) asks the dpkg database (or rpm, where there is no dpkg) for the version of O(package).
+      - V(package) asks the dpkg database (or rpm, where there is no dpkg) for the version of O(package), the
+        whole version with its epoch and revision (or release).
       - V(http) requests O(url) and takes O(version_key) from the JSON it answers, or the first group of
         O(version_regex) when set.
     type: str
@@ -84,10 +85,16 @@ options:
       - Comparators C(==), C(!=), C(<), C(<=), C(>), C(>=) joined by commas must all hold; C(||) separates
         alternatives.
       - Without it RV(affected) is V(null).
+      - With O(strategy=package) the versions are compared as the host's package database compares them, in
+        C(dpkg --compare-versions) order for dpkg (C([epoch:]upstream[-revision]), so V(7.0.28~rc1) sorts before
+        V(7.0.28) and V(7.0.28-1) after it) and in C(rpmvercmp) order for rpm (C([epoch:]version[-release]), a
+        version without a release before every release of it). Write the bounds in that form, for example
+        V(<1:9.2p1-2+deb12u5).
     type: str
   fixed_version:
     description:
       - First version that carries the fix; without it RV(fixed) is V(null).
+      - Compared like O(affected), in the package database's order with O(strategy=package).
     type: str
   state_file:
     description:

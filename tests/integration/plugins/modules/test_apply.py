@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import subprocess
@@ -138,7 +139,14 @@ def test_a_truncated_or_corrupt_artifact_is_refused_before_the_host_changes(flee
         assert run.returncode == 2
         msg = run.results("Apply the patch")["careful"]["msg"]
         assert f"sha256 mismatch: expected {sha256(fleet, '7.0.28')}" in msg, msg
+    # truncated before its checksum was taken: the sha256 matches, the archive itself is refused
+    own_sha256 = hashlib.sha256(truncated.read_bytes()).hexdigest()
+    run = ansible("apply.yml", fleet.write_inventory(), extravars=patch_vars(fleet, fp_artifact=str(truncated), fp_sha256=own_sha256))
+    assert run.returncode == 2
+    msg = run.results("Apply the patch")["careful"]["msg"]
+    assert f"{truncated}: not a readable gzip tar archive (truncated or corrupt)" in msg, msg
     assert host_files(fleet, "careful") == before
+    assert fleet.service_version("careful") == "7.0.26"
 
 
 def test_killed_at_every_step_the_host_stays_whole_and_a_rerun_finishes(fleet, ansible):
@@ -260,6 +268,54 @@ def test_a_bad_manifest_fails_before_any_host_changes(fleet, ansible, tmp_path, 
     msg = run.results("Apply the patch from its manifest")["untouched"]["msg"]
     assert msg.startswith("fleetpatch.rollout.apply: ") and message in msg, msg
     assert host_files(fleet, "untouched") == before
+
+
+BAD_FIELDS = [  # one invalid value for each field of the manifest, and the start of what the operator is told
+    ({"id": "FP-14847"}, "id: 'FP-14847' does not match"),
+    ({"title": ""}, "title: must not be empty"),
+    ({"advisories": ["CVE-25-14847"]}, "advisories[0]: 'CVE-25-14847' does not match"),
+    ({"severity": "extreme"}, "severity: 'extreme' is not one of"),
+    ({"urgency": "asap"}, "urgency: 'asap' is not one of"),
+    ({"component": "fp demo"}, "component: 'fp demo' does not match"),
+    ({"affected": "7.0.x"}, "affected: version range '7.0.x': '7.0.x' is not a version"),
+    ({"fixed_version": "7.0.27"}, "fixed_version: '7.0.27' lies inside affected"),
+    ({"class": "reboot"}, "class: 'reboot' is not a hot patch"),
+    ({"class": "migration"}, "class: 'migration' is not a hot patch"),
+    ({"artifact": {"path": "../.build/artifacts/fpdemo-7.0.28.tar.gz", "sha256": "abc"}}, "artifact.sha256: 'abc' does not match"),
+    ({"artifact": {"path": "../.build/artifacts/fpdemo-7.0.28.tar.gz", "sha256": "0" * 64, "signature": "a.sig"}},
+     "artifact.signer: required with signature"),
+    ({"compatible_with": ">=7.0.26,<"}, "compatible_with: version range '>=7.0.26,<': '<' is not a comparator"),
+    ({"changelog": None}, "changelog: None is not of type 'string'"),
+    ({"risk": {"level": "none", "text": "x"}}, "risk.level: 'none' is not one of"),
+    ({"rollback": {"to": "7.0.28", "automatic": True}}, "rollback.to: '7.0.28' is fixed_version itself"),
+    ({"monitoring": {"probes": [], "soak": "5m"}}, "monitoring.probes: must not be empty"),
+    ({"detected_at": "2025-12-18"}, "detected_at: '2025-12-18'"),
+    ({"notify": {"lead_time": "15 hours"}}, "notify.lead_time: '15 hours'"),
+    ({"reload": {"command": []}}, "reload.command: must not be empty"),
+    ({"install_dir": "srv/fpdemo"}, "install_dir: 'srv/fpdemo' does not match"),
+    ({"version_url": "127.0.0.1:8080/version"}, "version_url: '127.0.0.1:8080/version' is not an http:// or https:// URL"),
+    ({"owner": "me"}, "owner: unknown field"),
+]
+
+
+def test_each_invalid_manifest_field_is_named_and_the_host_stays_unchanged(fleet, ansible, tmp_path):
+    fleet.add([HostSpec(name="strict", version="7.0.26")])
+    inventory = fleet.write_inventory()
+    assert ansible("apply.yml", inventory, extravars=patch_vars(fleet, "7.0.27")).returncode == 0  # a state file to compare too
+    before = host_files(fleet, "strict")
+    assert "/var/lib/fleetpatch/state.json" in before
+    manifests = [demo_manifest(fleet, tmp_path / f"case{index}", **changes) for index, (changes, _message) in enumerate(BAD_FIELDS)]
+    run = ansible("apply_manifests.yml", inventory, extravars={"fp_manifests": manifests})
+    assert run.returncode == 0, run.stdout  # every failure ignored, so that each one is seen
+    result = run.results("Apply each manifest")["strict"]
+    assert run.stats["strict"]["ignored"] == 1  # the task failed, its failure ignored
+    items = result["results"]
+    assert [item["item"] for item in items] == manifests
+    for item, (changes, message) in zip(items, BAD_FIELDS):
+        assert item["changed"] is False, (changes, item)
+        assert item["msg"].startswith("fleetpatch.rollout.apply: ") and message in item["msg"], (changes, item["msg"])
+    assert host_files(fleet, "strict") == before
+    assert fleet.service_version("strict") == "7.0.27"
 
 
 @pytest.fixture

@@ -41,7 +41,10 @@ def test_each_strategy_on_a_real_host_in_check_and_real_mode(fleet, ansible):
         assert run.results("Detect by version_file")["probe"]["version"] == "7.0.27"
         assert run.results("Detect by http")["probe"]["version"] == "7.0.27"
         assert run.results("Detect by command")["probe"]["version"] == "7.0.27"
-        assert run.results("Detect by package")["probe"]["component"] == "openssh-server"
+        package = run.results("Detect by package")["probe"]
+        assert package["component"] == "openssh-server"
+        assert package["version"].startswith("1:9.2p1-2"), package  # the whole dpkg version, epoch and revision
+        assert (package["affected"], package["fixed"]) == (True, False), package
         assert run.stats["probe"]["changed"] == 0
 
 

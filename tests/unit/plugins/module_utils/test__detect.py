@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -205,3 +206,73 @@ def test_detect_rejects_bad_ranges_before_looking(host, overrides, message):
     with pytest.raises(PatchError) as error:
         detect(params(install_dir="/nonexistent", **overrides), host)
     assert str(error.value) == message
+
+
+class PackageHost:
+    """A host with one package database (``dpkg`` or ``rpm``) that answers ``answer`` and records what ran."""
+
+    def __init__(self, database, answer):
+        self.database = database
+        self.answer = answer
+        self.ran = []
+
+    def which(self, name):
+        return f"/usr/bin/{name}" if name == {"dpkg": "dpkg-query", "rpm": "rpm"}[self.database] else None
+
+    def run(self, argv):
+        self.ran.append(argv)
+        return 0, self.answer, ""
+
+
+@pytest.mark.parametrize(
+    ("database", "installed", "affected", "fixed", "expect_affected", "expect_fixed"),
+    [
+        ("dpkg", "1:9.2p1-2+deb12u10", "<1:9.2p1-2+deb12u11", "1:9.2p1-2+deb12u11", True, False),
+        ("dpkg", "1:9.2p1-2+deb12u11", "<1:9.2p1-2+deb12u11", "1:9.2p1-2+deb12u11", False, True),
+        ("dpkg", "1:9.2p1-2+deb12u10", "<9.3", "9.3", False, True),  # the epoch puts it above any version without one
+        ("dpkg", "7.0.28-1", ">=7.0.0,<7.0.28", "7.0.28", False, True),  # revision 1 of the fixed upstream version
+        ("dpkg", "7.0.28~rc1-1", ">=7.0.0,<7.0.28", "7.0.28", True, False),  # a release candidate before it
+        ("rpm", "7.0.28-1.el9", ">=7.0.0,<7.0.28", "7.0.28", False, True),
+        ("rpm", "7.0.27-12.el9", ">=7.0.0,<7.0.28", "7.0.28", True, False),
+        ("rpm", "3.0.7-27.el9", "<3.0.7-28.el9", "3.0.7-28.el9", True, False),  # a fix that is only a new release
+        ("rpm", "1:3.0.7-27.el9", "<3.0.7-28.el9", "3.0.7-28.el9", False, True),
+    ],
+)
+def test_package_versions_are_compared_in_their_database_order(database, installed, affected, fixed, expect_affected, expect_fixed):
+    host = PackageHost(database, f"install ok installed|{installed}")
+    result = detect(params(strategy="package", package="fpdemo", affected=affected, fixed_version=fixed, state_file="/nonexistent"), host)
+    assert (result["version"], result["affected"], result["fixed"]) == (installed, expect_affected, expect_fixed)
+
+
+@pytest.mark.parametrize(
+    ("database", "argv"),
+    [
+        ("dpkg", ["dpkg-query", "-W", "-f", "${Status}|${Version}", "fpdemo"]),
+        ("rpm", ["rpm", "-q", "--qf", "install ok installed|%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}", "fpdemo"]),
+    ],
+)
+def test_the_package_query_asks_for_the_whole_version(database, argv):
+    host = PackageHost(database, "install ok installed|1.0-1")
+    assert find_version(params(strategy="package", package="fpdemo"), host) == "1.0-1"
+    assert host.ran == [argv]
+
+
+def test_package_ranges_are_read_in_the_database_order_before_looking():
+    host = PackageHost("dpkg", "install ok installed|1.0-1")
+    with pytest.raises(PatchError) as error:
+        detect(params(strategy="package", affected="<1.0_1", state_file="/nonexistent"), host)
+    assert str(error.value) == (
+        "version range '<1.0_1': '1.0_1' is not a version (expected a dpkg version [epoch:]upstream[-revision] such as 1:9.2p1-2+deb12u5)"
+    )
+    assert host.ran == []
+
+
+@pytest.mark.skipif(not shutil.which("dpkg-query"), reason="needs a dpkg database")
+def test_package_with_a_range_on_the_real_dpkg_database(host):
+    installed = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "dpkg"], capture_output=True, text=True, check=True).stdout
+    result = detect(params(strategy="package", package="dpkg", affected=f"<={installed}", fixed_version=f"{installed}+fix1",
+                           state_file="/nonexistent"), host)
+    assert (result["version"], result["affected"], result["fixed"]) == (installed, True, False)
+    result = detect(params(strategy="package", package="dpkg", affected=f"<{installed}~", fixed_version=f"{installed}~",
+                           state_file="/nonexistent"), host)
+    assert (result["affected"], result["fixed"]) == (False, True)
