@@ -338,3 +338,33 @@ def test_a_host_lost_during_its_wave_counts_as_unknown_and_spends_the_budget(fle
     assert {name: fleet.service_version(name) for name in (canary[0], survivor)} == {canary[0]: "7.0.28", survivor: "7.0.26"}
     assert statuses(run)[lost] == ("unknown", "unreachable or failed during the wave")
     assert statuses(run)[survivor][0] == "rolled back"
+
+
+def test_hosts_whose_apply_was_cut_off_are_completed_by_the_rollout(fleet, ansible, tmp_path):
+    """Two applies die on their host (SIGKILL by the module's crash hook) after journaling a step: one before the
+    switch, one after it. The rollout plans both at the release they are returned to and completes them."""
+    fleet.add([HostSpec(name=name, version="7.0.26") for name in ("cut-unpacked", "cut-switched", "clean")])
+    inventory = fleet.inventory()
+    for step in ("unpacked", "switched"):
+        inventory["all"]["hosts"][f"cut-{step}"]["fp_environment"] = {"FLEETPATCH_CRASH_AT": step}
+    crash_inventory = tmp_path / "crash.yml"
+    crash_inventory.write_text(json.dumps(inventory), encoding="utf-8")
+    artifact = fleet.artifact("7.0.28")
+    sha256 = artifact.with_name(f"{artifact.name}.sha256").read_text(encoding="utf-8").split()[0]
+    crashed = ansible("apply.yml", crash_inventory, extravars={"fp_version": "7.0.28", "fp_artifact": str(artifact), "fp_sha256": sha256},
+                      limit="cut-*")
+    assert crashed.returncode != 0
+    assert {name: host_state(fleet, name)["journal"]["step"] for name in ("cut-unpacked", "cut-switched")} == {
+        "cut-unpacked": "unpacked", "cut-switched": "switched"}
+
+    manifest = manifests.write(tmp_path, artifact, urgency="emergency")
+    run = ansible(ROLLOUT, fleet.write_inventory(), env=audit_env(tmp_path),
+                  extravars=rollout_vars(manifest, fleetpatch_policy=EMERGENCY, fleetpatch_soak=0))
+    assert run.returncode == 0, run.stdout[-6000:]
+    plan = once(run, "Plan the waves")["ansible_facts"]["fleetpatch_plan"]
+    assert {entry["host"]: entry["version"] for wave in plan["waves"] for entry in wave["hosts"]} == dict.fromkeys(fleet.names, "7.0.26")
+    applied = run.results("Apply the patch release (journaled, switched atomically, reloaded, confirmed)")
+    assert {name: (applied[name].get("recovered") or {}).get("step") for name in fleet.names} == {
+        "cut-unpacked": "unpacked", "cut-switched": "switched", "clean": None}
+    assert versions(fleet, fleet.names) == dict.fromkeys(fleet.names, "7.0.28")
+    assert all(host_state(fleet, name)["journal"] is None for name in fleet.names)
