@@ -126,7 +126,7 @@ def test_one_command_patches_the_fleet_canary_then_regions_keeping_quorum(fleet,
         assert all(waves[primary] > waves[name] for name in secondaries), (cluster, waves)
         assert len({waves[name] for name in secondaries}) == len(secondaries)  # never two members in one wave
 
-    rows = once(run, "Collect every host's outcome")["ansible_facts"]["fleetpatch_rollout_rows"]
+    rows = once(run, "Collect every host's outcome")["ansible_facts"]["fleetpatch_rollout_outcomes"]["hosts"]
     assert {row["host"]: row["status"] for row in rows} == {s.name: ("unchanged" if s.name in fixed else "patched") for s in layout}
     summary = once(run, "Print the summary per region and per host")["msg"]
     assert summary[0].split()[:4] == ["REGION", "PATCHED", "UNCHANGED", "DEFERRED"]
@@ -227,7 +227,7 @@ def test_killed_mid_wave_a_rerun_patches_the_rest_and_changes_only_the_unfinishe
     applied = rerun.results("Apply the patch release (journaled, switched atomically, reloaded, confirmed)")
     assert {host for host, result in applied.items() if result.get("changed")} == unfinished
     assert {host for host, stats in rerun.stats.items() if stats["changed"]} == unfinished
-    rows = once(rerun, "Collect every host's outcome")["ansible_facts"]["fleetpatch_rollout_rows"]
+    rows = once(rerun, "Collect every host's outcome")["ansible_facts"]["fleetpatch_rollout_outcomes"]["hosts"]
     assert {row["host"]: row["status"] for row in rows} == {name: ("patched" if name in unfinished else "unchanged") for name in fleet.names}
     for name in affected:
         state = host_state(fleet, name)
@@ -250,7 +250,7 @@ def window_fleet(fleet, windows):
 
 
 def statuses(run):
-    rows = once(run, "Collect every host's outcome")["ansible_facts"]["fleetpatch_rollout_rows"]
+    rows = once(run, "Collect every host's outcome")["ansible_facts"]["fleetpatch_rollout_outcomes"]["hosts"]
     return {row["host"]: (row["status"], row["detail"]) for row in rows}
 
 
