@@ -6,11 +6,12 @@ import socket
 import sys
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._health import check_health, evaluate, median, percentile, summarize
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._health import check_health, evaluate, median, percentile, run_probe, summarize
 
 
 @pytest.mark.parametrize(("values", "q", "expected"), [
@@ -226,3 +227,90 @@ def test_bad_probes(host, probes, message):
     with pytest.raises(PatchError) as caught:
         check_health(params(probes), host)
     assert str(caught.value) == message
+
+
+# -- run_probe: one sample, against a real HTTP server and TCP listener on 127.0.0.1 and real commands ---------------
+
+
+PROBE_BODIES = {"/ok": (200, b'{"status": "ok"}'), "/teapot": (418, b"short and stout"), "/down": (503, b'{"status": "down"}')}
+
+
+@pytest.fixture(scope="module")
+def probe_server():
+    """``(base URL, port)`` of an HTTP server on 127.0.0.1; ``/slow`` answers after 1 s."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            if self.path == "/slow":
+                time.sleep(1)
+            status, body = PROBE_BODIES.get(self.path, (200, b"late"))
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", httpd.server_address[1]
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def closed_port():
+    """A port on 127.0.0.1 that is bound but never listens: connections are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+# ``{url}`` is the server's base URL, ``{port}`` its port, ``{closed}`` the refusing port. ``elapsed`` says
+# whether a latency was measured (an answer came back) or is None (nothing came back).
+@pytest.mark.parametrize(("probe", "ok", "detail", "elapsed"), [
+    ({"type": "http", "url": "{url}/ok"}, True, None, "measured"),
+    ({"type": "http", "url": "{url}/ok", "expect_body": '"status": ?"ok"'}, True, None, "measured"),
+    ({"type": "http", "url": "{url}/ok", "expect_body": "^ok$"}, False, "body does not match '^ok$'", "measured"),
+    ({"type": "http", "url": "{url}/teapot"}, False, "HTTP 418, expected 200", "measured"),
+    ({"type": "http", "url": "{url}/teapot", "expect_status": 418, "expect_body": "stout"}, True, None, "measured"),
+    ({"type": "http", "url": "{url}/down", "expect_body": "ok"}, False, "HTTP 503, expected 200", "measured"),  # status judged first
+    ({"type": "http", "url": "{url}/slow", "timeout": 0.2}, False, "GET {url}/slow failed: timed out", None),
+    ({"type": "http", "url": "http://127.0.0.1:{closed}/ok"}, False, "GET http://127.0.0.1:{closed}/ok failed: [Errno 111] Connection refused", None),
+    ({"type": "tcp", "port": "{port}"}, True, None, "measured"),
+    ({"type": "tcp", "host": "127.0.0.1", "port": "{port}"}, True, None, "measured"),
+    ({"type": "tcp", "port": "{closed}"}, False, "connect 127.0.0.1:{closed}: [Errno 111] Connection refused", None),
+    ({"type": "command", "command": ["true"]}, True, None, "measured"),
+    ({"type": "command", "command": ["false"]}, False, "exit 1, expected 0", "measured"),
+    ({"type": "command", "command": ["sh", "-c", "exit 3"], "expect_rc": 3}, True, None, "measured"),
+    ({"type": "command", "command": ["true"], "expect_rc": 3}, False, "exit 0, expected 3", "measured"),
+    # the last line said, stderr before stdout, cut to 200 characters
+    ({"type": "command", "command": ["sh", "-c", "echo out; echo first >&2; echo 'bad thing' >&2; exit 2"]}, False,
+     "exit 2, expected 0: bad thing", "measured"),
+    ({"type": "command", "command": ["sh", "-c", "echo only stdout; exit 1"]}, False, "exit 1, expected 0: only stdout", "measured"),
+    ({"type": "command", "command": ["sh", "-c", "printf '%0300d\\n' 0 >&2; exit 1"]}, False, "exit 1, expected 0: " + "0" * 200, "measured"),
+    # a hung command is ended by coreutils timeout, and said so
+    ({"type": "command", "command": ["sleep", "5"], "timeout": 0.3}, False, "sleep timed out after 0.3 s", "measured"),
+])
+def test_run_probe(host, probe_server, closed_port, probe, ok, detail, elapsed):
+    url, port = probe_server
+    values = {"url": url, "port": port, "closed": closed_port}
+    probe = {key: value.format(**values) if isinstance(value, str) and key in ("url", "port") else value for key, value in probe.items()}
+    if "port" in probe:
+        probe["port"] = int(probe["port"])
+    found_ok, found_elapsed, found_detail = run_probe(host, probe)
+    assert (found_ok, found_detail) == (ok, None if detail is None else detail.format(**values))
+    if elapsed is None:
+        assert found_elapsed is None
+    else:
+        assert isinstance(found_elapsed, float) and found_elapsed >= 0
+    if probe.get("timeout") == 0.3:
+        assert 300 <= found_elapsed < 4000  # killed at the timeout, not after the 5 s sleep
+
+
+def test_run_probe_refuses_an_unknown_type(host):
+    with pytest.raises(PatchError) as caught:
+        run_probe(host, {"name": "mail", "type": "smtp"})
+    assert (str(caught.value), caught.value.details) == ("probes: type 'smtp' is not one of http, tcp, command", {"probe": "mail"})

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import datetime
 import fcntl
 import json
 import multiprocessing
 import os
+import re
 
 import pytest
 
@@ -348,3 +351,96 @@ def test_format_report(log):
         "truncated: line 5 seq 6: the log ends at seq 5 (line 4) but the head file says seq 6: 1 record(s) cut off the end",
         "note: HMACs not checked: no key given",
     ])
+
+
+def test_utc_now_is_utc_with_microseconds():
+    before = datetime.datetime.now(datetime.timezone.utc)
+    text = _audit.utc_now()
+    after = datetime.datetime.now(datetime.timezone.utc)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", text)
+    assert before <= datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc) <= after
+
+
+@pytest.mark.parametrize(
+    ("base", "update", "expected"),
+    [
+        ({}, {}, {"actors": {}}),
+        ({"actors": {"approved_by": "alice"}, "patch_id": "FP-1"}, {}, {"actors": {"approved_by": "alice"}, "patch_id": "FP-1"}),
+        ({}, {"actors": {"approved_by": "alice"}, "wave": "canary"}, {"actors": {"approved_by": "alice"}, "wave": "canary"}),
+        # the update wins field by field, actor by actor; what it does not name stays
+        ({"actors": {"approved_by": "alice", "implemented_by": "bob"}, "patch_id": "FP-1", "wave": "canary"},
+         {"actors": {"implemented_by": "carol", "verified_by": "dave"}, "wave": "wave-2"},
+         {"actors": {"approved_by": "alice", "implemented_by": "carol", "verified_by": "dave"}, "patch_id": "FP-1", "wave": "wave-2"}),
+        # an update without actors keeps the base's
+        ({"actors": {"approved_by": "alice"}}, {"patch_id": "FP-2"}, {"actors": {"approved_by": "alice"}, "patch_id": "FP-2"}),
+    ],
+)
+def test_merge_context(base, update, expected):
+    before = (copy.deepcopy(base), copy.deepcopy(update))
+    assert _audit.merge_context(base, update) == expected
+    assert (base, update) == before  # a new mapping: neither input is changed
+
+
+NOBODY = {"approved_by": None, "implemented_by": None, "verified_by": None, "controller_user": None, "controller_job_id": None}
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "expected"),
+    [
+        (("run_start", "r1", {}), {},
+         {"v": 1, "event": "run_start", "run_id": "r1", "host": None, "actors": NOBODY, "patch_id": None, "artifact_sha256": None,
+          "wave": None, "data": {}}),
+        (("task", "r2", {"actors": {"approved_by": "alice", "stranger": "x"}, "patch_id": "FP-2025-14847", "artifact_sha256": "ab" * 32,
+                         "wave": "canary", "other": "dropped"}),
+         {"host": "web-01", "data": {"status": "ok", "token": AnsibleVaultEncryptedUnicode("hunter2")}},
+         {"v": 1, "event": "task", "run_id": "r2", "host": "web-01", "actors": dict(NOBODY, approved_by="alice"), "patch_id": "FP-2025-14847",
+          "artifact_sha256": "ab" * 32, "wave": "canary", "data": {"status": "ok", "token": "<redacted>"}}),
+        # the data is scrubbed with the caller's secret test and the plaintexts in play
+        (("task", "r3", {}), {"data": {"msg": "login with s3cret failed", "key": "tagged"}, "secret": lambda value: value == "tagged",
+                              "plaintexts": ("s3cret",)},
+         {"v": 1, "event": "task", "run_id": "r3", "host": None, "actors": NOBODY, "patch_id": None, "artifact_sha256": None,
+          "wave": None, "data": {"msg": "login with <redacted> failed", "key": "<redacted>"}}),
+    ],
+)
+def test_make_record(args, kwargs, expected):
+    assert _audit.make_record(*args, **kwargs) == expected
+
+
+@pytest.mark.parametrize(
+    ("sink", "expected"),
+    [
+        ({"log": "/var/log/fp/audit.jsonl", "run_id": "r1"}, {"log": "/var/log/fp/audit.jsonl", "run_id": "r1"}),
+        ({"log": "/a.jsonl", "head": "/a.head", "key_file": "/k", "run_id": "r1", "dropped": 0, "error": None},
+         {"log": "/a.jsonl", "head": "/a.head", "key_file": "/k", "run_id": "r1", "dropped": 0, "error": None}),
+        # a sink without its log or its run id is no sink
+        ({"log": "/a.jsonl"}, None),
+        ({"run_id": "r1"}, None),
+        ({"log": "", "run_id": "r1"}, None),
+        (None, None),  # withdrawn at the end of the run
+    ],
+)
+def test_publish_sink_and_current_sink(monkeypatch, sink, expected):
+    monkeypatch.setenv(_audit.SINK_ENV, json.dumps({"log": "/old.jsonl", "run_id": "r0"}))
+    _audit.publish_sink(sink)
+    assert _audit.current_sink() == expected
+    assert (_audit.SINK_ENV in os.environ) is (sink is not None)
+    if sink is not None:
+        assert json.loads(os.environ[_audit.SINK_ENV]) == sink
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (None, None),  # not set: the audit callback is not enabled
+        ("", None),
+        ("{not json", None),
+        ('["/a.jsonl", "r1"]', None),
+        ('{"log": "/a.jsonl", "run_id": "r1"}', {"log": "/a.jsonl", "run_id": "r1"}),
+    ],
+)
+def test_current_sink_reads_the_environment(monkeypatch, text, expected):
+    if text is None:
+        monkeypatch.delenv(_audit.SINK_ENV, raising=False)
+    else:
+        monkeypatch.setenv(_audit.SINK_ENV, text)
+    assert _audit.current_sink() == expected

@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 from fleetpatch_dev import ansible_env, artifacts
 
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._manifest import (
-    SCHEMA, ManifestError, field_reference, load_manifest, module_args, parse_duration, task_args, validate_manifest,
+    SCHEMA, ManifestError, field_reference, health_args, load_manifest, module_args, parse_duration, task_args, validate_manifest,
 )
 
 REPO = Path(__file__).resolve().parents[4]
@@ -493,3 +493,40 @@ def test_task_args_fill_in_under_the_task():
     filled = task_args({"manifest": str(DEMO), "confirm_timeout": 5, "component": "other"}, "rollback")
     assert filled["component"] == "other" and filled["confirm_timeout"] == 5 and filled["patch_id"] == "FP-2025-14847"
     assert "manifest" not in filled
+
+
+HTTP_PROBE = {"name": "health", "type": "http", "url": "http://127.0.0.1:8080/health"}
+
+
+@pytest.mark.parametrize(("monitoring", "expected"), [
+    # only what is given: no soak, interval, samples or thresholds key when the manifest has none
+    ({"probes": [HTTP_PROBE]}, {"probes": [HTTP_PROBE]}),
+    # durations go as seconds; the text forms (soak, interval, timeout) never reach the module
+    ({"probes": [dict(HTTP_PROBE, timeout="5s", timeout_seconds=5)], "soak": "5m", "soak_seconds": 300, "interval": "2s",
+      "interval_seconds": 2, "samples": 3, "thresholds": {"max_p95_ms": 250}},
+     {"probes": [dict(HTTP_PROBE, timeout=5)], "soak": 300, "interval": 2, "samples": 3, "thresholds": {"max_p95_ms": 250}}),
+    # a probe without a timeout gets none (the module's default applies); the others keep every field
+    ({"probes": [{"type": "tcp", "port": 8080, "timeout": "1m30s", "timeout_seconds": 90},
+                 {"type": "command", "command": ["true"], "expect_rc": 0, "samples": 1, "vulnerability": True}], "soak_seconds": 0},
+     {"probes": [{"type": "tcp", "port": 8080, "timeout": 90},
+                 {"type": "command", "command": ["true"], "expect_rc": 0, "samples": 1, "vulnerability": True}], "soak": 0}),
+    # an empty thresholds mapping is passed on (not None), a zero samples too
+    ({"probes": [HTTP_PROBE], "thresholds": {}, "samples": 0}, {"probes": [HTTP_PROBE], "samples": 0, "thresholds": {}}),
+])
+def test_health_args(monitoring, expected):
+    manifest = {"id": "FP-2025-14847", "monitoring": monitoring}
+    before = copy.deepcopy(manifest)
+    assert health_args(manifest) == expected
+    assert manifest == before  # the manifest itself is left as it was
+
+
+def test_health_args_of_the_demo_manifest():
+    assert health_args(load_manifest(DEMO)) == {
+        "probes": [
+            {"name": "health", "type": "http", "url": "http://127.0.0.1:8080/health", "expect_status": 200, "expect_body": '"status": "ok"', "timeout": 5},
+            {"name": "port", "type": "tcp", "host": "127.0.0.1", "port": 8080},
+            {"name": "leak-gone", "type": "command", "command": ["/usr/bin/python3", "/srv/fpdemo/bin/fpdemoctl.py", "check-leak"], "vulnerability": True},
+        ],
+        "soak": 300, "interval": 5, "samples": 10,
+        "thresholds": {"max_error_rate": 0, "max_p95_ms": 250, "baseline_p95_factor": 5, "peers_p95_factor": 5, "latency_floor_ms": 20},
+    }

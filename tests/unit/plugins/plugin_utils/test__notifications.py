@@ -9,7 +9,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._notifications import (
-    NOTIFICATIONS_SCHEMA, NotificationError, load_notifications, validate_notifications,
+    NOTIFICATIONS_SCHEMA, NotificationError, Notifications, load_notifications, validate_notifications,
 )
 
 REPO = Path(__file__).resolve().parents[4]
@@ -108,3 +108,55 @@ def test_missing_file(tmp_path):
     with pytest.raises(NotificationError) as error:
         load_notifications(tmp_path / N)
     assert str(error.value) == f"{N}: cannot read {tmp_path / N}: No such file or directory"
+
+
+def told(customer, patch_id, moment, by):
+    """A checked record, as validate_notifications hands it to Notifications (notified_at already a datetime)."""
+    return {"customer": customer, "patch_id": patch_id, "notified_at": datetime.datetime.fromisoformat(moment), "channel": "email", "by": by}
+
+
+@pytest.mark.parametrize(
+    ("records", "earliest"),
+    [
+        ([], {}),
+        ([told("acme", "FP-1", "2025-12-18T10:00:00+00:00", "jane")], {("acme", "FP-1"): "jane"}),
+        # per customer and patch, the earliest record; the order of the records does not matter
+        ([told("acme", "FP-1", "2025-12-18T20:00:00+00:00", "bob"), told("acme", "FP-1", "2025-12-18T10:00:00+00:00", "jane"),
+          told("acme", "FP-2", "2025-12-01T00:00:00+00:00", "kim"), told("globex", "FP-1", "2025-12-17T00:00:00+00:00", "lee")],
+         {("acme", "FP-1"): "jane", ("acme", "FP-2"): "kim", ("globex", "FP-1"): "lee"}),
+        # instants compare across offsets: 10:00+02:00 is before 09:00Z
+        ([told("acme", "FP-1", "2025-12-18T09:00:00+00:00", "utc"), told("acme", "FP-1", "2025-12-18T10:00:00+02:00", "cest")],
+         {("acme", "FP-1"): "cest"}),
+        # two records at the same instant: the first one listed counts
+        ([told("acme", "FP-1", "2025-12-18T10:00:00+00:00", "first"), told("acme", "FP-1", "2025-12-18T10:00:00+00:00", "second")],
+         {("acme", "FP-1"): "first"}),
+    ],
+)
+def test_notifications_keep_the_earliest_record(records, earliest):
+    found = Notifications(records)
+    assert found.records is records
+    assert {key: record["by"] for key, record in found.earliest.items()} == earliest
+
+
+RECORDS = Notifications([told("acme", "FP-1", "2025-12-18T10:00:00+00:00", "jane"), told("acme", "FP-1", "2025-12-18T20:00:00+00:00", "bob")])
+
+
+@pytest.mark.parametrize(
+    ("customer", "patch_id", "lead", "now", "expected"),
+    [
+        ("acme", "FP-1", LEAD, "2025-12-19T01:00:00+00:00", (True, "jane")),  # exactly at the lead time: enough
+        ("acme", "FP-1", LEAD, "2025-12-19T00:59:59+00:00", (False, "jane")),  # counted from the earliest, not bob's
+        ("acme", "FP-1", datetime.timedelta(0), "2025-12-18T10:00:00+00:00", (True, "jane")),
+        ("acme", "FP-1", datetime.timedelta(0), "2025-12-18T09:59:59+00:00", (False, "jane")),
+        ("acme", "FP-2", LEAD, "2026-01-01T00:00:00+00:00", (False, None)),  # another patch
+        ("globex", "FP-1", LEAD, "2026-01-01T00:00:00+00:00", (False, None)),  # another customer
+        ("ACME", "FP-1", LEAD, "2026-01-01T00:00:00+00:00", (False, None)),  # names are exact
+    ],
+)
+def test_notified_since(customer, patch_id, lead, now, expected):
+    ok, record = RECORDS.notified_since(customer, patch_id, lead, datetime.datetime.fromisoformat(now))
+    assert (ok, None if record is None else record["by"]) == expected
+
+
+def test_checked_notifications_pass_through_unchanged():
+    assert validate_notifications(RECORDS) is RECORDS

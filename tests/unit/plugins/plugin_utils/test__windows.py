@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 
 import pytest
 from jsonschema import Draft202012Validator
 
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._windows import (
-    PLAN_SCHEMA, UTC, WindowError, format_utc, may_start, next_window, parse_utc, parse_window, window_at, window_key, window_state,
+    PLAN_SCHEMA, UTC, Window, WindowError, format_utc, may_start, next_window, parse_utc, parse_window, window_at, window_key, window_state,
 )
 
 
@@ -254,3 +255,70 @@ def test_missing_libraries_are_named(monkeypatch, name, message):
     with pytest.raises(WindowError) as error:
         parse_window({"days": ["tue"], "start": "02:00", "duration": "4h", "timezone": "UTC"})
     assert str(error.value) == message
+
+
+# Window.to_utc: a local wall time in the window's zone to a UTC instant (RFC 5545 3.3.5: fold=0).
+@pytest.mark.parametrize(
+    ("zone", "local", "expected"),
+    [
+        ("UTC", datetime.datetime(2026, 1, 13, 2, 0), "2026-01-13T02:00:00Z"),
+        ("Europe/Berlin", datetime.datetime(2026, 1, 13, 2, 0), "2026-01-13T01:00:00Z"),  # CET
+        ("Europe/Berlin", datetime.datetime(2026, 7, 14, 2, 0), "2026-07-14T00:00:00Z"),  # CEST
+        ("Europe/Berlin", datetime.datetime(2026, 3, 29, 2, 30), "2026-03-29T01:30:00Z"),  # gap: forward by the gap
+        ("Europe/Berlin", datetime.datetime(2026, 10, 25, 2, 30), "2026-10-25T00:30:00Z"),  # repeat: the first
+        ("Europe/Berlin", datetime.datetime(2026, 10, 25, 2, 30, fold=1), "2026-10-25T00:30:00Z"),  # even when asked for the second
+        ("America/New_York", datetime.datetime(2026, 3, 8, 2, 30), "2026-03-08T07:30:00Z"),
+        ("America/New_York", datetime.datetime(2026, 11, 1, 1, 30), "2026-11-01T05:30:00Z"),
+        ("Australia/Sydney", datetime.datetime(2026, 10, 4, 2, 30), "2026-10-03T16:30:00Z"),
+        ("Australia/Sydney", datetime.datetime(2026, 4, 5, 2, 30), "2026-04-04T15:30:00Z"),
+    ],
+)
+def test_window_to_utc(zone, local, expected):
+    instant = weekly(["sun"], "02:00", "1h", zone).to_utc(local)
+    assert instant.utcoffset() == datetime.timedelta(0)
+    assert format_utc(instant) == expected
+
+
+WEEKDAYS_BERLIN = {"days": ["tue", "thu"], "start": "02:00", "duration": "4h", "timezone": "Europe/Berlin"}
+
+
+# Window.occurrences: every (start, end) whose local start is at or after the given instant's, in order.
+@pytest.mark.parametrize(
+    ("data", "after", "count", "expected"),
+    [
+        # at an occurrence's start it is included; given in any offset
+        (WEEKDAYS_BERLIN, "2026-01-13T01:00:00+00:00", 3,
+         [("2026-01-13T01:00:00Z", "2026-01-13T05:00:00Z"), ("2026-01-15T01:00:00Z", "2026-01-15T05:00:00Z"),
+          ("2026-01-20T01:00:00Z", "2026-01-20T05:00:00Z")]),
+        (WEEKDAYS_BERLIN, "2026-01-13T02:00:00+01:00", 1, [("2026-01-13T01:00:00Z", "2026-01-13T05:00:00Z")]),
+        # a second later it is not, even though it is still open
+        (WEEKDAYS_BERLIN, "2026-01-13T01:00:01+00:00", 1, [("2026-01-15T01:00:00Z", "2026-01-15T05:00:00Z")]),
+        # across the spring gap: CET, the gap (opens an hour later), CEST
+        ({"days": ["sun"], "start": "02:30", "duration": "1h", "timezone": "Europe/Berlin"}, "2026-03-21T00:00:00+00:00", 3,
+         [("2026-03-22T01:30:00Z", "2026-03-22T02:30:00Z"), ("2026-03-29T01:30:00Z", "2026-03-29T02:30:00Z"),
+          ("2026-04-05T00:30:00Z", "2026-04-05T01:30:00Z")]),
+        # across the autumn repeat: the repeated 02:30 opens once, at the first (CEST)
+        ({"days": ["sun"], "start": "02:30", "duration": "1h", "timezone": "Europe/Berlin"}, "2026-10-18T00:00:00+00:00", 3,
+         [("2026-10-18T00:30:00Z", "2026-10-18T01:30:00Z"), ("2026-10-25T00:30:00Z", "2026-10-25T01:30:00Z"),
+          ("2026-11-01T01:30:00Z", "2026-11-01T02:30:00Z")]),
+        # an RRULE that ends: only what is left of it
+        ({"rrule": "FREQ=DAILY;COUNT=3", "dtstart": "2026-01-01T02:00", "duration": "1h", "timezone": "UTC"}, "2025-12-01T00:00:00+00:00", 5,
+         [("2026-01-01T02:00:00Z", "2026-01-01T03:00:00Z"), ("2026-01-02T02:00:00Z", "2026-01-02T03:00:00Z"),
+          ("2026-01-03T02:00:00Z", "2026-01-03T03:00:00Z")]),
+        ({"rrule": "FREQ=DAILY;COUNT=3", "dtstart": "2026-01-01T02:00", "duration": "1h", "timezone": "UTC"}, "2026-01-03T02:00:01+00:00", 5, []),
+        # first Sunday of the month in New York, EST then EDT
+        ({"rrule": "FREQ=MONTHLY;BYDAY=1SU", "dtstart": "2026-01-04T03:00", "duration": "2h", "timezone": "America/New_York"},
+         "2026-01-31T00:00:00+00:00", 2, [("2026-02-01T08:00:00Z", "2026-02-01T10:00:00Z"), ("2026-03-01T08:00:00Z", "2026-03-01T10:00:00Z")]),
+        ({"rrule": "FREQ=MONTHLY;BYDAY=1SU", "dtstart": "2026-01-04T03:00", "duration": "2h", "timezone": "America/New_York"},
+         "2026-03-02T00:00:00+00:00", 1, [("2026-04-05T07:00:00Z", "2026-04-05T09:00:00Z")]),
+    ],
+)
+def test_window_occurrences(data, after, count, expected):
+    found = list(itertools.islice(parse_window(data).occurrences(datetime.datetime.fromisoformat(after)), count))
+    assert [texts(pair) for pair in found] == expected
+    assert all(start.utcoffset() == end.utcoffset() == datetime.timedelta(0) for start, end in found)
+
+
+def test_window_repr_shows_its_data():
+    assert repr(parse_window(WEEKDAYS_BERLIN)) == f"Window({WEEKDAYS_BERLIN!r})"
+    assert isinstance(parse_window(WEEKDAYS_BERLIN), Window)
