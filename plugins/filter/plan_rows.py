@@ -11,9 +11,9 @@ version_added: 0.1.0
 author:
   - fleetpatch maintainers (@fleetpatch)
 description:
-  - Flattens a plan of P(fleetpatch.rollout.wave_plan#filter) into rows: every wave's hosts in wave order, then the
-    deferred hosts (the reason and the next window), then the hosts left out (fixed, not affected, unknown,
-    quorum, with the detail).
+  - Flattens a plan of P(fleetpatch.rollout.wave_plan#filter) into rows, one per host. First every wave's hosts in
+    wave order, then the deferred hosts (the reason and the next window), then the hosts left out (fixed, not
+    affected, unknown, quorum, with the detail).
   - Print them with P(fleetpatch.rollout.table#filter).
 options:
   _input:

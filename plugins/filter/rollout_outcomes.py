@@ -12,15 +12,15 @@ author:
   - fleetpatch maintainers (@fleetpatch)
 description:
   - Given the plan of P(fleetpatch.rollout.wave_plan#filter), what the rollout knows of each host and the gate's
-    failures, says for every host one outcome, checked in this order
-    - V(failed), V(rolled back) or V(unknown) when the gate counted it as a failure (V(unknown) is a host
-      that could not be reached or gave no outcome; it is never reported patched);
-    - V(rolled back) when its halted wave was rolled back;
-    - V(patched) or V(unchanged) from the P(fleetpatch.rollout.guarded_apply#role) outcome;
-    - V(deferred) with the next window when the plan deferred it, or when its window closed before its wave;
-    - V(unchanged) when the plan left it out because it already runs the fix, V(unknown) when its version
-      could not be detected, V(left out) for the other reasons;
-    - V(not started) when it was planned but the rollout stopped first.
+    failures, says for every host one outcome. The first of these rules that applies decides.
+  - V(failed), V(rolled back) or V(unknown) when the gate counted the host as a failure. V(unknown) is a host that
+    could not be reached or gave no outcome; it is never reported patched.
+  - V(rolled back) when its halted wave was rolled back.
+  - V(patched) or V(unchanged) from the outcome of the P(fleetpatch.rollout.guarded_apply#role) role.
+  - V(deferred) with the next window when the plan deferred it, or when its window closed before its wave.
+  - V(unchanged) when the plan left it out because it already runs the fix, V(unknown) when its version could
+    not be detected, V(left out) for the other reasons.
+  - V(not started) when it was planned but the rollout stopped first.
   - Used by P(fleetpatch.rollout.rollout#playbook) for its summary.
 options:
   _input:

@@ -11,8 +11,8 @@ version_added: 0.1.0
 author:
   - fleetpatch maintainers (@fleetpatch)
 description:
-  - Turns a list of mappings into the lines of a text table: a header line, then one line per mapping, each
-    column as wide as its widest cell (the last column is not padded).
+  - Turns a list of mappings into the lines of a text table. A header line comes first, then one line per
+    mapping; each column is as wide as its widest cell (the last column is not padded).
   - A missing, null or empty value prints C(-), a boolean C(yes) or C(no), a list its items joined by commas.
   - The playbooks of this collection print their plans, outcomes and summaries with it.
 options:

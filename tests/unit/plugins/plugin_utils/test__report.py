@@ -53,8 +53,10 @@ def test_tally(rows, expected):
 PLAN = {
     "waves": [
         {"index": 1, "name": "canary", "hosts": [{"host": "c1", "region": "eu", "cluster": None, "reason": "canary: picked"}]},
-        {"index": 2, "name": "eu 1/2", "hosts": [{"host": "e1", "region": "eu", "cluster": "db", "reason": "eu 1/2: secondary"},
-                                                  {"host": "e2", "region": "eu", "cluster": None, "reason": "eu 1/2"}]},
+        {"index": 2, "name": "eu 1/2", "hosts": [
+            {"host": "e1", "region": "eu", "cluster": "db", "reason": "eu 1/2: secondary"},
+            {"host": "e2", "region": "eu", "cluster": None, "reason": "eu 1/2"},
+        ]},
         {"index": 3, "name": "eu 2/2", "hosts": [{"host": "e3", "region": "eu", "cluster": "db", "reason": "eu 2/2: primary"}]},
     ],
     "deferred": [{"host": "d1", "region": "us", "cluster": None, "reason": "outside_window", "detail": "routine patch",
