@@ -6,11 +6,10 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from fleetpatch_dev import loopback
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._detect import detect, find_version
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
 
@@ -50,25 +49,9 @@ def params(**overrides):
 @pytest.fixture
 def http_server():
     """A real HTTP server on loopback answering /version, /text and /broken."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
-            bodies = {"/version": json.dumps({"version": "7.0.27"}), "/text": "fpdemo release 7.0.27 (abi 1)", "/broken": "{not json"}
-            body = bodies.get(self.path, "").encode()
-            self.send_response(200 if self.path in bodies else 404)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    bodies = {"/version": json.dumps({"version": "7.0.27"}), "/text": "fpdemo release 7.0.27 (abi 1)", "/broken": "{not json"}
+    with loopback.http_server({path: (200, body) for path, body in bodies.items()}, default=(404, b"")) as (url, _port):
+        yield url
 
 
 def test_current_link(host, install):

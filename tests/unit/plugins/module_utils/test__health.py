@@ -6,10 +6,10 @@ import socket
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from fleetpatch_dev.loopback import http_server
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._health import check_health, evaluate, median, percentile, run_probe, summarize
 
@@ -238,26 +238,8 @@ PROBE_BODIES = {"/ok": (200, b'{"status": "ok"}'), "/teapot": (418, b"short and 
 @pytest.fixture(scope="module")
 def probe_server():
     """``(base URL, port)`` of an HTTP server on 127.0.0.1; ``/slow`` answers after 1 s."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
-            if self.path == "/slow":
-                time.sleep(1)
-            status, body = PROBE_BODIES.get(self.path, (200, b"late"))
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", httpd.server_address[1]
-    httpd.shutdown()
-    httpd.server_close()
+    with http_server({**PROBE_BODIES, "/slow": (200, b"late", 1.0)}, default=(200, b"late")) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from fleetpatch_dev.loopback import http_server
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._host import MAX_BODY, ModuleHost
 
@@ -41,23 +40,8 @@ BODIES = {"/ok": (200, b'{"version": "7.0.28"}'), "/teapot": (418, b"short and s
 
 @pytest.fixture(scope="module")
 def server():
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
-            status, body = BODIES.get(self.path, (404, b"no"))
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with http_server(BODIES) as (url, _port):
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
 
 from fleetpatch_dev import ansible_env
+from fleetpatch_dev.loopback import http_server
 
 REPO = Path(__file__).resolve().parents[4]
 DEMO = REPO / "manifests" / "FP-2025-14847.yml"
@@ -78,22 +77,8 @@ def cases(url):
 
 @pytest.fixture(scope="module")
 def http_url():
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
-            self.send_response(200 if self.path == "/ok" else 404)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with http_server({"/ok": (200, b"ok")}, default=(404, b"ok")) as (url, _port):
+        yield url
 
 
 def _fill(value, tmp):
