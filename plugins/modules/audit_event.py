@@ -10,7 +10,7 @@ module: audit_event
 short_description: Record a rollout event in the audit trail, and stop the rollout when the trail cannot be written
 version_added: 0.1.0
 description:
-  - Appends one record (an approval, a wave's start or end, a gate decision, a rollback, a verification, a note)
+  - Appends one record (an approval, the plan, a wave's start or end, a gate decision, a rollback, a verification, a note)
     to the audit log of the run, through the same hash chain, lock and head file as the
     P(fleetpatch.rollout.audit#callback) callback.
   - The log, its head file, the HMAC key and the run id are those of the run's
@@ -51,9 +51,11 @@ options:
   kind:
     description:
       - What happened.
+      - V(plan) records the wave plan before the first wave, with the windows it overrides (and on whose
+        decision) and the hosts it defers; pass them in O(data).
     type: str
     required: true
-    choices: [approval, wave_start, wave_end, gate, rollback, verified, note]
+    choices: [approval, plan, wave_start, wave_end, gate, rollback, verified, note]
   approved_by:
     description:
       - Who approved the patch. Required with O(kind=approval), given here or by C(fleetpatch_approved_by).

@@ -35,6 +35,12 @@ def audit_env(tmp_path):
     return {"ANSIBLE_CALLBACKS_ENABLED": "fleetpatch.rollout.audit", "FLEETPATCH_AUDIT_LOG": str(tmp_path / "audit" / "audit.jsonl")}
 
 
+def audit_records(tmp_path, event):
+    """The records of one kind of event in the audit log of audit_env(tmp_path)."""
+    lines = (tmp_path / "audit" / "audit.jsonl").read_text(encoding="utf-8").splitlines()
+    return [record for record in map(json.loads, lines) if record["event"] == event]
+
+
 def rollout_vars(manifest, **extra):
     return {"fleetpatch_manifest": str(manifest), "fleetpatch_approved_by": "alice", "fleetpatch_implemented_by": "bob",
             "fleetpatch_soak": 1, **extra}
@@ -130,9 +136,11 @@ def test_one_command_patches_the_fleet_canary_then_regions_keeping_quorum(fleet,
     assert {row["host"]: row["status"] for row in rows} == {s.name: ("unchanged" if s.name in fixed else "patched") for s in layout}
     summary = once(run, "Print the summary per region and per host")["msg"]
     assert summary[0].split()[:4] == ["REGION", "PATCHED", "UNCHANGED", "DEFERRED"]
-    records = [json.loads(line) for line in (tmp_path / "audit" / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
-    kinds = [r.get("event") or r.get("kind") for r in records]
-    assert "approval" in json.dumps(kinds) and "gate" in json.dumps(kinds)
+    assert len(audit_records(tmp_path, "approval")) == 1 and len(audit_records(tmp_path, "gate")) == len(plan["waves"])
+    (recorded,) = audit_records(tmp_path, "plan")  # who decided to override every window, and why
+    assert recorded["data"]["plan"]["policy"]["emergency"] == EMERGENCY["emergency"]
+    assert sorted(recorded["data"]["hosts"]) == sorted(waves)
+    assert {(o["host"], o["reason"]) for o in recorded["data"]["overrides"]} == {(name, "emergency") for name in waves}
 
     again = ansible(ROLLOUT, inventory, extravars=rollout_vars(manifest, fleetpatch_policy=EMERGENCY), env=audit_env(tmp_path))
     assert again.returncode == 0, again.stdout[-4000:]
@@ -302,6 +310,10 @@ def test_an_urgent_patch_overrides_only_the_windows_of_customers_told_the_lead_t
     status = statuses(run)
     assert status["told"] == ("patched", "")
     assert status["late"] == status["untold"] == ("deferred", f"next window {NEXT_SATURDAY}")
+    (recorded,) = audit_records(tmp_path, "plan")
+    assert [(o["host"], o["customer"], o["reason"]) for o in recorded["data"]["overrides"]] == [("told", "acme", "urgent")]
+    assert [(d["host"], d["customer"], d["next_window"]) for d in recorded["data"]["deferred"]] == [
+        ("late", "globex", NEXT_SATURDAY), ("untold", "initech", NEXT_SATURDAY)]
     reasons = {name: host_state(fleet, name)["deferred"] for name in ("late", "untold")}
     assert reasons == {
         "late": [{"patch": "FP-2025-14847", "until": NEXT_SATURDAY, "at": reasons["late"][0]["at"], "reason": (
