@@ -140,7 +140,8 @@ def test_one_command_patches_the_fleet_canary_then_regions_keeping_quorum(fleet,
     (recorded,) = audit_records(tmp_path, "plan")  # who decided to override every window, and why
     assert recorded["data"]["plan"]["policy"]["emergency"] == EMERGENCY["emergency"]
     assert sorted(recorded["data"]["hosts"]) == sorted(waves)
-    assert {(o["host"], o["reason"]) for o in recorded["data"]["overrides"]} == {(name, "emergency") for name in waves}
+    overrides = recorded["data"]["overrides"]  # the hosts outside their window now: never none (the windows' days differ)
+    assert overrides and {o["reason"] for o in overrides} == {"emergency"} and {o["host"] for o in overrides} <= set(waves)
 
     again = ansible(ROLLOUT, inventory, extravars=rollout_vars(manifest, fleetpatch_policy=EMERGENCY), env=audit_env(tmp_path))
     assert again.returncode == 0, again.stdout[-4000:]
