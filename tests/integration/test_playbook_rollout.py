@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -381,3 +382,28 @@ def test_hosts_whose_apply_was_cut_off_are_completed_by_the_rollout(fleet, ansib
         "cut-unpacked": "unpacked", "cut-switched": "switched", "clean": None}
     assert versions(fleet, fleet.names) == dict.fromkeys(fleet.names, "7.0.28")
     assert all(host_state(fleet, name)["journal"] is None for name in fleet.names)
+
+
+def test_no_host_starts_after_its_window_closed(fleet, ansible, tmp_path):
+    """A routine patch, real time: "late" is inside its window when the plan is made, but the window closes while
+    the canary soaks, so its wave does not start it: it is recorded as deferred on the host and in the summary."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cutoff = (now + datetime.timedelta(seconds=45)).replace(microsecond=0)  # time enough for the preflight
+    # A daily RFC 5545 window that opened an hour before the cutoff.
+    window = {"rrule": "FREQ=DAILY", "dtstart": (cutoff - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"), "duration": "1h",
+              "timezone": "UTC"}
+    fleet.add([HostSpec(name="early", region="eu-west", customer="acme"),
+               HostSpec(name="late", region="us-east", customer="globex", maintenance_window=window)])
+    manifest = manifests.write(tmp_path, fleet.artifact("7.0.28"), urgency="routine")
+    soak = int((cutoff - now).total_seconds()) + 5  # the canary's soak outlasts the window
+    run = ansible(ROLLOUT, fleet.write_inventory(), env=audit_env(tmp_path),
+                  extravars=rollout_vars(manifest, fleetpatch_policy={"canary": {"count": 1, "region": "eu-west"}}, fleetpatch_soak=soak))
+    assert run.returncode == 0, run.stdout[-6000:]
+
+    plan = once(run, "Plan the waves")["ansible_facts"]["fleetpatch_plan"]
+    assert [[(e["host"], e["window_end"]) for e in wave["hosts"]] for wave in plan["waves"]] == [
+        [("early", None)], [("late", cutoff.strftime("%Y-%m-%dT%H:%M:%SZ"))]]
+    assert versions(fleet, fleet.names) == {"early": "7.0.28", "late": "7.0.26"}
+    assert statuses(run) == {"early": ("patched", ""), "late": ("deferred", "window closed before its wave")}
+    (deferral,) = host_state(fleet, "late")["deferred"]
+    assert (deferral["patch"], deferral["reason"]) == ("FP-2025-14847", "its maintenance window closed before its wave started")
