@@ -407,3 +407,34 @@ def test_no_host_starts_after_its_window_closed(fleet, ansible, tmp_path):
     assert statuses(run) == {"early": ("patched", ""), "late": ("deferred", "window closed before its wave")}
     (deferral,) = host_state(fleet, "late")["deferred"]
     assert (deferral["patch"], deferral["reason"]) == ("FP-2025-14847", "its maintenance window closed before its wave started")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"fleetpatch_manifest": None}, "missing required arguments: fleetpatch_manifest"),
+    ({"fleetpatch_error_budget": "ten"},
+     "fleetpatch_error_budget: expected a count of hosts (2) or a percentage of the planned hosts, at most 100% ('10%'), got \"ten\""),
+    ({"fleetpatch_error_budget": "150%"},
+     "fleetpatch_error_budget: expected a count of hosts (2) or a percentage of the planned hosts, at most 100% ('10%'), got \"150%\""),
+    ({"fleetpatch_soak": -5}, "fleetpatch_soak: expected seconds, 0 or more, got -5"),
+    ({"fleetpatch_soak": "soon"}, "argument 'fleetpatch_soak' is of type str and we were unable to convert to int: \"'soon'\""),
+    ({"fleetpatch_policy": ["canary"]}, "argument 'fleetpatch_policy' is of type list and we were unable to convert to dict"),
+    ({"fleetpatch_policy": {"canary": {"count": -1}}}, "fleetpatch.rollout.wave_plan: policy.canary.count: -1"),
+    ({"version": "8.0.16"}, "refusing to plan: 1 host(s) in scope run a version outside compatible_with '>=7.0.26,<7.1'"),
+])
+def test_bad_input_is_named_and_no_host_changes(fleet, ansible, tmp_path, change, message):
+    """Each wrong variable, and a fleet with a host outside the patch's compatible_with, stop the rollout in its
+    preflight with a message naming the field and the value; no host changes."""
+    fleet.add([HostSpec(name="guard-1", version="7.0.26"), HostSpec(name="guard-2", version=change.get("version", "7.0.27"))])
+    manifest = manifests.write(tmp_path, fleet.artifact("7.0.28"), urgency="emergency")
+    extravars = rollout_vars(manifest, fleetpatch_policy=EMERGENCY)
+    extravars.update({key: value for key, value in change.items() if key != "version"})
+    extravars = {key: value for key, value in extravars.items() if value is not None}
+    before = {name: (fleet.service_version(name), host_state(fleet, name)) for name in fleet.names}
+    run = ansible(ROLLOUT, fleet.write_inventory(), extravars=extravars, env=audit_env(tmp_path))
+    assert run.returncode != 0
+    failed = [res.get("msg", "") for event in run.events if event["event"] == "runner_on_failed" for res in [event["event_data"]["res"]]]
+    assert failed and message in str(failed[0]), failed
+    if "version" in change:
+        assert "guard-2: 8.0.16" in str(failed[0])  # the plan names the host and its version
+    assert {name: (fleet.service_version(name), host_state(fleet, name)) for name in fleet.names} == before
+    assert not any(e["event_data"].get("task", "").startswith("Open the wave") for e in run.events)
