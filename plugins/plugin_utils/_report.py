@@ -115,7 +115,12 @@ def _outcome(name, facts, plan_index, failed):
     kind, entry = plan_index.get(name, (None, None))
     if name in failed:
         return failed[name]["status"].replace("_", " "), failed[name].get("why") or ""
-    if (facts.get("rollback") or {}).get("changed"):
+    rollback = facts.get("rollback") or {}
+    if rollback.get("unreachable"):
+        return "unknown", f"its wave's rollback could not reach it: {rollback.get('msg') or 'unreachable'}"
+    if rollback.get("failed"):
+        return "failed", f"its wave's rollback failed: {rollback.get('msg') or 'no message'}"
+    if rollback.get("changed"):
         return "rolled back", "its wave was rolled back"
     if isinstance(result, Mapping) and result.get("status") in ("patched", "unchanged"):
         return result["status"], ""
@@ -135,7 +140,7 @@ def outcome_rows(plan, hosts, failures=()):
 
     ``hosts`` maps each host in scope to what the rollout knows of it: ``region``, ``cluster``,
     ``guarded_apply_result`` (the role's outcome, when the host's wave started it), ``rollback`` (the result of
-    rolling its halted wave back), ``window_closed`` (true when its window closed before its wave) and
+    rolling its halted wave back: changed, failed or unreachable, with ``version`` and ``msg``), ``window_closed`` (true when its window closed before its wave) and
     ``version`` (the version detected before the rollout). ``failures`` are the gate's records
     (``host``, ``status``, ``why``). Each row has ``host``, ``region``, ``cluster``, ``version`` (the one it
     runs now, as far as the rollout knows), ``status`` and ``detail``.
@@ -160,7 +165,8 @@ def outcome_rows(plan, hosts, failures=()):
         facts = hosts[name] if isinstance(hosts[name], Mapping) else {}
         status, detail = _outcome(name, facts, plan_index, failed)
         result = facts.get("guarded_apply_result")
-        version = result.get("version") if isinstance(result, Mapping) else None
+        rollback = facts.get("rollback") or {}
+        version = rollback.get("version") if rollback.get("changed") else result.get("version") if isinstance(result, Mapping) else None
         rows.append({"host": name, "region": facts.get("region") or "-", "cluster": facts.get("cluster") or "-",
                      "version": version or facts.get("version") or "unknown", "status": status, "detail": detail})
     return rows

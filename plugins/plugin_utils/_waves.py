@@ -184,6 +184,10 @@ def _detected(facts, detect_key):
             return None, f"detection failed: {short_repr(result.get('msg', ''))}"
         if result.get("skipped"):
             return None, "detection was skipped"
+        interrupted = result.get("interrupted")
+        if isinstance(interrupted, Mapping) and interrupted.get("op") == "apply" and interrupted.get("from"):
+            # An apply cut off on the host is reverted by the next apply: the host counts at the release it goes back to.
+            return interrupted["from"], None
         version = result.get("version")
     else:
         version = facts.get("version")

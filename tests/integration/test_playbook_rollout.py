@@ -217,6 +217,7 @@ def test_killed_mid_wave_a_rerun_patches_the_rest_and_changes_only_the_unfinishe
             while len([name for name in affected if version_or_none(fleet, name) == "7.0.28"]) < 2:  # the canary, then one more
                 assert first.poll() is None, log.read_text(encoding="utf-8")[-3000:]
                 assert time.monotonic() < deadline, "the first run patched fewer than 2 hosts in 5 minutes"
+                time.sleep(0.02)
         finally:
             os.killpg(first.pid, signal.SIGKILL)
             first.wait()
@@ -387,17 +388,18 @@ def test_hosts_whose_apply_was_cut_off_are_completed_by_the_rollout(fleet, ansib
 def test_no_host_starts_after_its_window_closed(fleet, ansible, tmp_path):
     """A routine patch, real time: "late" is inside its window when the plan is made, but the window closes while
     the canary soaks, so its wave does not start it: it is recorded as deferred on the host and in the summary."""
+    fleet.add([HostSpec(name="early", region="eu-west", customer="acme"), HostSpec(name="late", region="us-east", customer="globex")])
+    inventory = fleet.write_inventory()
+    manifest = manifests.write(tmp_path, fleet.artifact("7.0.28"), urgency="routine")
+    # The customer's window (given by the policy, so that it is computed right before the run): a daily RFC 5545
+    # window that opened an hour ago and closes in a minute, time enough for the preflight.
     now = datetime.datetime.now(datetime.timezone.utc)
-    cutoff = (now + datetime.timedelta(seconds=45)).replace(microsecond=0)  # time enough for the preflight
-    # A daily RFC 5545 window that opened an hour before the cutoff.
+    cutoff = (now + datetime.timedelta(seconds=60)).replace(microsecond=0)
     window = {"rrule": "FREQ=DAILY", "dtstart": (cutoff - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"), "duration": "1h",
               "timezone": "UTC"}
-    fleet.add([HostSpec(name="early", region="eu-west", customer="acme"),
-               HostSpec(name="late", region="us-east", customer="globex", maintenance_window=window)])
-    manifest = manifests.write(tmp_path, fleet.artifact("7.0.28"), urgency="routine")
+    policy = {"canary": {"count": 1, "region": "eu-west"}, "customer_windows": {"globex": window}}
     soak = int((cutoff - now).total_seconds()) + 5  # the canary's soak outlasts the window
-    run = ansible(ROLLOUT, fleet.write_inventory(), env=audit_env(tmp_path),
-                  extravars=rollout_vars(manifest, fleetpatch_policy={"canary": {"count": 1, "region": "eu-west"}}, fleetpatch_soak=soak))
+    run = ansible(ROLLOUT, inventory, env=audit_env(tmp_path), extravars=rollout_vars(manifest, fleetpatch_policy=policy, fleetpatch_soak=soak))
     assert run.returncode == 0, run.stdout[-6000:]
 
     plan = once(run, "Plan the waves")["ansible_facts"]["fleetpatch_plan"]

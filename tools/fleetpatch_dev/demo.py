@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hosts", type=int, default=12, help="number of demo hosts (default 12)")
     parser.add_argument("--regions", type=int, default=3, help="number of regions (default 3)")
     parser.add_argument("--soak", type=int, default=3, help="seconds each patched host is watched (default 3; the record says 5m)")
+    parser.add_argument("--now", help="decide windows and notifications at this RFC 3339 time instead of now (fleetpatch_now)")
     parser.add_argument("--keep", action="store_true", help="leave the fleet running at the end")
     args = parser.parse_args(argv)
 
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         release = fixed_release(record)
         say(f"{record['id']} ({record['urgency']}, {record['class']} patch): fixed release {release.relative_to(REPO)} matches its sha256")
         notifications = workdir / "notifications.yml"
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.fromisoformat(args.now.replace("Z", "+00:00")) if args.now else datetime.datetime.now(datetime.timezone.utc)
         write_notifications(notifications, record, sorted({spec.customer for spec in layout}), now)
         say(f"pre-notification record {notifications}: every customer told 20 h ago, {LATE_CUSTOMER} only 2 h ago "
             f"(lead time {record['notify']['lead_time']}): {LATE_CUSTOMER}'s hosts wait for their window")
@@ -98,26 +99,29 @@ def main(argv: list[str] | None = None) -> int:
             "-e", f"fleetpatch_notifications={notifications}",
             "-e", "fleetpatch_approved_by=alice", "-e", "fleetpatch_implemented_by=bob", "-e", "fleetpatch_verified_by=carol",
             "-e", f"fleetpatch_soak={args.soak}",
-        ]
+        ] + (["-e", f"fleetpatch_now={args.now}"] if args.now else [])
         say("running: " + " ".join(command[1:]))
         returncode = subprocess.run(command, env=env, check=False).returncode
         say(f"ansible-playbook exited {returncode}; every demo host and the version it runs now (asked over HTTP):")
         print(f"{'HOST':10} {'ADDRESS':13} {'REGION':9} {'CLUSTER':23} {'CUSTOMER':9} {'BEFORE':8} {'NOW':8} STATE")
-        affected = 0
+        counts = {"fixed": 0, "affected": 0, "unknown": 0}
         for spec in layout:
             try:
                 version = fleet.service_version(spec.name)
             except OSError:
-                version = "unknown"
-            if version == record["fixed_version"]:
-                state = "already fixed" if spec.version == version else "patched"
+                version, state = "unknown", "did not answer"
+                counts["unknown"] += 1
             else:
-                affected += 1
-                state = "still affected"
+                if version == record["fixed_version"]:
+                    state = "already fixed" if spec.version == version else "patched"
+                    counts["fixed"] += 1
+                else:
+                    state = "still affected"
+                    counts["affected"] += 1
             cluster = f"{spec.cluster} ({spec.cluster_role})" if spec.cluster else "-"
             print(f"{spec.name:10} {fleet.address(spec.name):13} {spec.region:9} {cluster:23} {spec.customer:9} {spec.version:8} {version:8} {state}")
-        say(f"{len(layout)} hosts: {len(layout) - affected} on {record['fixed_version']}, {affected} still affected "
-            "(deferred to their window: see the rollout summary above)")
+        say(f"{len(layout)} hosts: {counts['fixed']} on {record['fixed_version']}, {counts['affected']} still affected, "
+            f"{counts['unknown']} did not answer (the rollout summary above says why for each)")
         say(f"checking the audit trail {audit_log}")
         verified = subprocess.run([sys.executable, str(REPO / "bin" / "fleetpatch-audit"), "verify", str(audit_log)], check=False).returncode
         return returncode or (1 if verified else 0)

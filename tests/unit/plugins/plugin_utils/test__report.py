@@ -115,7 +115,7 @@ def test_every_outcome_and_its_detail():
     assert {r["host"]: (r["status"], r["detail"], r["version"], r["region"], r["cluster"]) for r in rows} == {
         "c1": ("patched", "", "7.0.28", "eu", "-"),
         "e1": ("rolled back", "error_rate 100.0 > 0.0", "7.0.26", "eu", "db"),
-        "e2": ("rolled back", "its wave was rolled back", "7.0.28", "eu", "-"),
+        "e2": ("rolled back", "its wave was rolled back", "7.0.26", "eu", "-"),  # no version in the result: the detected one
         "e3": ("not started", "the rollout stopped first", "7.0.27", "eu", "db"),
         "d1": ("deferred", "next window 2026-03-07T01:00:00Z", "7.0.26", "us", "-"),
         "x1": ("unchanged", "runs 7.0.28", "7.0.28", "us", "-"),
@@ -127,6 +127,17 @@ def test_every_outcome_and_its_detail():
         "unplanned": ("unknown", "", "unknown", "-", "-"),
     }
     assert {r["status"] for r in rows} <= set(OUTCOMES)
+
+
+@pytest.mark.parametrize(("rollback", "status", "detail", "version"), [
+    ({"changed": True, "version": "7.0.26"}, "rolled back", "its wave was rolled back", "7.0.26"),
+    ({"changed": False, "failed": True, "msg": "target missing"}, "failed", "its wave's rollback failed: target missing", "7.0.28"),
+    ({"changed": False, "unreachable": True, "msg": "ssh: timed out"}, "unknown", "its wave's rollback could not reach it: ssh: timed out", "7.0.28"),
+    ({"changed": False, "skipped": True}, "patched", "", "7.0.28"),
+])
+def test_the_halted_wave_s_rollback_decides_what_a_patched_host_is(rollback, status, detail, version):
+    hosts = {"c1": {"guarded_apply_result": {"status": "patched", "version": "7.0.28"}, "rollback": rollback, "version": "7.0.26"}}
+    assert [(r["status"], r["detail"], r["version"]) for r in outcome_rows(PLAN, hosts)] == [(status, detail, version)]
 
 
 def test_an_unchanged_host_of_a_wave():

@@ -234,6 +234,18 @@ def test_excluded_with_reasons():
     assert result["summary"]["excluded"] == {"fixed": 2, "not_affected": 1, "unknown": 6, "quorum": 0}
 
 
+@pytest.mark.parametrize(("detected", "planned_at", "excluded"), [
+    ({"version": "7.0.28", "interrupted": {"op": "apply", "step": "switched", "from": "7.0.26", "to": "7.0.28"}}, "7.0.26", None),
+    ({"version": "7.0.26", "interrupted": {"op": "apply", "step": "unpacked", "from": "7.0.26", "to": "7.0.28"}}, "7.0.26", None),
+    ({"version": "7.0.28", "interrupted": {"op": "rollback", "step": "switched", "from": "7.0.28", "to": "7.0.26"}}, None, "fixed"),
+    ({"version": "7.0.28", "interrupted": None}, None, "fixed"),
+])
+def test_a_cut_off_apply_counts_at_the_release_it_goes_back_to(detected, planned_at, excluded):
+    result = plan({"cut": host("r", detect={"changed": False, **detected})}, NO_CANARY)
+    assert [entry["version"] for wave in result["waves"] for entry in wave["hosts"]] == ([planned_at] if planned_at else [])
+    assert [entry["reason"] for entry in result["excluded"]] == ([excluded] if excluded else [])
+
+
 def test_mixed_versions_refused_naming_every_host():
     hosts = {"ok": host("r"), "old-7": host("r", version="7.0.20"), "eight": host("r", version="8.0.16"), "fixed": host("r", version="8.0.17")}
     with pytest.raises(PlanError) as error:
