@@ -5,8 +5,9 @@
 The fleet: HOSTS hosts on affected 7.0.26 in two regions, no clusters, no windows; the demo patch (7.0.28, hot)
 as an emergency, canary of 1 then each region in one batch (3 waves), soak 0 so the table shows the cost of the
 rollout's own work rather than the probes' waiting. ControlPersist and pipelining on, the SSH masters warmed by a
-first ping. One row per run: wall time, controller CPU time (ansible-playbook, its workers and the ssh clients:
-the CPU time of the command's process tree), and both as a multiple of a warm ping.
+first ping. One row per run: wall time, controller CPU time (ansible-playbook, its workers and the ssh clients,
+that is the command's process tree; the ControlPersist masters detach from it and are not counted), and both as
+a multiple of a warm ping.
 
 Rows: a warm ping; the rollout's plan only (--check: preflight, detection, baselines, the plan); the rollout;
 its re-run (every host already fixed: preflight and detection only).
