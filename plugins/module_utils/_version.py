@@ -17,7 +17,9 @@ and numbers: ``1:9.2p1-2+deb12u5`` sorts after ``9.9``, ``7.0.28~rc1`` before ``
 
 ``rpm`` (a version from the rpm database): ``[epoch:]version[-release]`` ordered as rpm's ``rpmvercmp`` orders
 each part: runs of digits (as numbers) and of letters, separators ignored, a number above letters, ``~`` before
-the end and ``^`` after it; a version without a release sorts before every release of it.
+the end and ``^`` after it; a version without a release sorts before every release of it. In a range, though,
+a bound without a release stands for every release of its version, as in rpm's own dependency ranges:
+``3.0.7-27.el9`` is inside ``<=3.0.7`` and ``==3.0.7``, and not inside ``<3.0.7``.
 
 A range is one or more alternatives joined by ``||``; an alternative is comparators joined by ``,`` or spaces,
 all of which must hold: ``>=7.0.0,<7.0.28 || >=8.0.0,<8.0.17``. Operators: ``==`` (or ``=``), ``!=``, ``<``,
@@ -213,7 +215,9 @@ class VersionRange:
                 bound = Version(match.group("version"), self.scheme)
             except VersionError as exc:
                 raise VersionError(f"version range {self.text!r}: {exc}") from None
-            comparators.append((_OPERATORS[match.group("op") or "=="], bound))
+            # rpm: a bound without a release compares only epoch and version, whatever release a host runs.
+            whole = not (self.scheme == "rpm" and _RPM_RE.match(bound.text).group("release") is None)
+            comparators.append((_OPERATORS[match.group("op") or "=="], bound, whole))
             position = match.end()
         return comparators
 
@@ -222,7 +226,8 @@ class VersionRange:
             version = Version(version, self.scheme)
         elif version.scheme != self.scheme:
             raise VersionError(f"cannot test {version.scheme} version {version.text!r} against {self.scheme} range {self.text!r}")
-        return any(all(test(version, bound) for test, bound in alternative) for alternative in self._alternatives)
+        return any(all(test(version, bound) if whole else test(version._key[:2], bound._key[:2]) for test, bound, whole in alternative)
+                   for alternative in self._alternatives)
 
     def __repr__(self):
         return f"VersionRange({self.text!r})" if self.scheme == "release" else f"VersionRange({self.text!r}, {self.scheme!r})"

@@ -190,6 +190,22 @@ def test_package_versions_in_an_affected_range(scheme, text, inside):
     assert (Version(text, scheme) in VersionRange(">=7.0.0,<7.0.28", scheme)) is inside
 
 
+@pytest.mark.parametrize(("text", "bounds", "inside"), [
+    # rpm's dependency ranges: a bound without a release stands for every release of its version
+    ("3.0.7-27.el9", "<=3.0.7", True),
+    ("3.0.7-27.el9", "==3.0.7", True),
+    ("3.0.7-27.el9", "<3.0.7", False),
+    ("3.0.7-27.el9", ">3.0.7", False),
+    ("3.0.7-27.el9", ">=3.0.7", True),
+    ("3.0.7-27.el9", "<3.0.7-28.el9", True),  # with a release, the release counts
+    ("3.0.7-27.el9", "==3.0.7-26.el9", False),
+    ("1:3.0.7-27.el9", "<=3.0.7", False),  # the epoch always counts
+    ("3.0.8-1.el9", "<=3.0.7", False),
+])
+def test_rpm_bounds_without_a_release_cover_every_release(text, bounds, inside):
+    assert (text in VersionRange(bounds, "rpm")) is inside
+
+
 def test_the_release_scheme_reads_a_debian_revision_as_a_pre_release():
     """Why package versions need their own scheme: in release order 7.0.28-1 is a pre-release of 7.0.28."""
     assert "7.0.28-1" in VersionRange("<7.0.28")
