@@ -20,6 +20,7 @@ author:
 extends_documentation_fragment:
   - fleetpatch.rollout.attributes
   - fleetpatch.rollout.attributes.info_module
+  - fleetpatch.rollout.service.state_file
 options:
   component:
     description:
@@ -96,11 +97,6 @@ options:
       - First version that carries the fix; without it RV(fixed) is V(null).
       - Compared like O(affected), in the package database's order with O(strategy=package).
     type: str
-  state_file:
-    description:
-      - The host's fleetpatch state file.
-    type: path
-    default: /var/lib/fleetpatch/state.json
 notes:
   - Needs nothing on the host but Python 3; O(strategy=package) needs C(dpkg-query) or C(rpm).
 seealso:
@@ -184,6 +180,7 @@ interrupted:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._argspec import STATE_FILE_ARGSPEC
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._detect import STRATEGIES, detect
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._host import ModuleHost
@@ -204,7 +201,7 @@ def main():
             "timeout": {"type": "int", "default": 10},
             "affected": {"type": "str"},
             "fixed_version": {"type": "str"},
-            "state_file": {"type": "path", "default": "/var/lib/fleetpatch/state.json"},
+            **STATE_FILE_ARGSPEC,
         },
         required_if=[("strategy", "command", ("command",)), ("strategy", "http", ("url",))],
         supports_check_mode=True,
