@@ -71,8 +71,8 @@ options:
       - The host variable holding the registered result of M(fleetpatch.rollout.detect). A host without it
         may carry C(version) instead (the detect playbook's report rows); the string V(unknown) there makes the
         host unknown.
-      - A result with an C(interrupted) apply counts at the release the apply started from (its C(from)): the next
-        apply reverts the cut-off one first, so that host is planned like any host on that release.
+      - A result with an C(interrupted) apply counts at the release the apply started from (its C(from)), because
+        the next apply reverts the cut-off one first; that host is planned like any host on that release.
     type: str
     default: detect
 seealso:

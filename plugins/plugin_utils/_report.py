@@ -140,8 +140,8 @@ def outcome_rows(plan, hosts, failures=()):
 
     ``hosts`` maps each host in scope to what the rollout knows of it: ``region``, ``cluster``,
     ``guarded_apply_result`` (the role's outcome, when the host's wave started it), ``rollback`` (the result of
-    rolling its halted wave back: changed, failed or unreachable, with ``version`` and ``msg``), ``window_closed`` (true when its window closed before its wave) and
-    ``version`` (the version detected before the rollout). ``failures`` are the gate's records
+    rolling its halted wave back: changed, failed or unreachable, with ``version`` and ``msg``), ``window_closed``
+    (true when its window closed before its wave) and ``version`` (the version detected before the rollout). ``failures`` are the gate's records
     (``host``, ``status``, ``why``). Each row has ``host``, ``region``, ``cluster``, ``version`` (the one it
     runs now, as far as the rollout knows), ``status`` and ``detail``.
     """
@@ -166,7 +166,10 @@ def outcome_rows(plan, hosts, failures=()):
         status, detail = _outcome(name, facts, plan_index, failed)
         result = facts.get("guarded_apply_result")
         rollback = facts.get("rollback") or {}
-        version = rollback.get("version") if rollback.get("changed") else result.get("version") if isinstance(result, Mapping) else None
+        if rollback.get("changed"):
+            version = rollback.get("version")
+        else:
+            version = result.get("version") if isinstance(result, Mapping) else None
         rows.append({"host": name, "region": facts.get("region") or "-", "cluster": facts.get("cluster") or "-",
                      "version": version or facts.get("version") or "unknown", "status": status, "detail": detail})
     return rows
