@@ -414,9 +414,9 @@ def test_no_host_starts_after_its_window_closed(fleet, ansible, tmp_path):
 @pytest.mark.parametrize(("change", "message"), [
     ({"fleetpatch_manifest": None}, "missing required arguments: fleetpatch_manifest"),
     ({"fleetpatch_error_budget": "ten"},
-     "fleetpatch_error_budget: expected a count of hosts (2) or a percentage of the planned hosts, at most 100% ('10%'), got \"ten\""),
+     "fleetpatch_error_budget: expected a count of hosts (2) or a percentage of the planned hosts, at most 100% ('10%'), got 'ten'"),
     ({"fleetpatch_error_budget": "150%"},
-     "fleetpatch_error_budget: expected a count of hosts (2) or a percentage of the planned hosts, at most 100% ('10%'), got \"150%\""),
+     "fleetpatch_error_budget: expected a count of hosts (2) or a percentage of the planned hosts, at most 100% ('10%'), got '150%'"),
     ({"fleetpatch_soak": -5}, "fleetpatch_soak: expected seconds, 0 or more, got -5"),
     ({"fleetpatch_soak": "soon"}, "argument 'fleetpatch_soak' is of type str and we were unable to convert to int: \"'soon'\""),
     ({"fleetpatch_policy": ["canary"]}, "argument 'fleetpatch_policy' is of type list and we were unable to convert to dict"),

@@ -1,14 +1,16 @@
-"""The fleetpatch.rollout.table, plan_rows and rollout_outcomes filters: thin wrappers that name themselves."""
+"""The fleetpatch.rollout.table, plan_rows, rollout_outcomes and wave_gate filters: thin wrappers that name themselves."""
 
 from __future__ import annotations
 
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.fleetpatch.rollout.plugins.filter import plan_rows, rollout_outcomes, table
+from ansible_collections.fleetpatch.rollout.plugins.filter import plan_rows, rollout_outcomes, table, wave_gate
 
 
-@pytest.mark.parametrize(("module", "name"), [(table, "table"), (plan_rows, "plan_rows"), (rollout_outcomes, "rollout_outcomes")])
+@pytest.mark.parametrize(("module", "name"), [
+    (table, "table"), (plan_rows, "plan_rows"), (rollout_outcomes, "rollout_outcomes"), (wave_gate, "wave_gate"),
+])
 def test_filter_is_registered(module, name):
     assert module.FilterModule().filters() == {name: getattr(module, name)}
 
@@ -42,3 +44,15 @@ def test_bad_input_names_the_filter(call, message):
     with pytest.raises(AnsibleFilterError) as caught:
         call()
     assert str(caught.value) == message
+
+
+def test_wave_gate_filter():
+    wave = {"name": "canary", "hosts": [{"host": "a"}]}
+    assert wave_gate.wave_gate(wave, {"a": {}}, [], planned=1) == {
+        "failures": [{"host": "a", "wave": "canary", "status": "unknown", "why": "unreachable or failed during the wave"}],
+        "wave_failures": [{"host": "a", "wave": "canary", "status": "unknown", "why": "unreachable or failed during the wave"}],
+        "budget": 0, "halted": True}
+    with pytest.raises(AnsibleFilterError) as caught:
+        wave_gate.wave_gate(wave, {}, [], planned=1, budget="lots")
+    assert str(caught.value) == ("fleetpatch.rollout.wave_gate: fleetpatch_error_budget: expected a count of hosts (2) or a percentage of the "
+                                 "planned hosts, at most 100% ('10%'), got 'lots'")
