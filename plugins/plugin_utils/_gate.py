@@ -70,6 +70,10 @@ def gate(wave, hosts, reachable, failures, budget, planned):
         raise GateError(f"wave: expected a wave of the plan of fleetpatch.rollout.wave_plan, got {str(wave)[:80]!r}")
     if not isinstance(hosts, Mapping):
         raise GateError(f"hosts: expected a mapping of host names to their variables, got {type(hosts).__name__}")
+    if isinstance(reachable, (str, bytes, Mapping)) or not isinstance(reachable, (list, tuple, set, frozenset)):
+        raise GateError(f"reachable: expected the list of hosts still in the play, got {type(reachable).__name__} {str(reachable)[:80]!r}")
+    if isinstance(planned, bool) or not isinstance(planned, int) or planned < 0:
+        raise GateError(f"planned: expected the number of planned hosts (0 or more), got {planned!r}")
     limit = error_budget(budget, planned)
     new = wave_failures(wave, hosts, reachable)
     total = list(failures or ()) + new

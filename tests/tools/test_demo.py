@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fleetpatch_dev import demo
 from fleetpatch_dev.fleet import demo_layout
 
 pytestmark = pytest.mark.fleet
@@ -45,3 +46,12 @@ def test_the_demo_rolls_the_patch_out_lists_every_host_and_leaves_nothing_behind
     assert re.search(r"deferred +next window \d{4}-\d\d-\d\dT", out)
     assert re.search(r"^OK .*audit\.jsonl: \d+ records", out, re.M)
     assert "fleet torn down" in out
+
+
+@pytest.mark.parametrize("value", ["tomorrow", "2026-03-03T12:00:00"])
+def test_a_bad_now_is_named_before_anything_starts(value, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        demo.main(["--now", value])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"scripts/demo: error: argument --now: expected an RFC 3339 time with an offset such as 2026-03-03T12:00:00Z, got {value!r}")

@@ -63,13 +63,24 @@ def write_notifications(path: Path, record: dict, customers: list[str], now: dat
     path.write_text(yaml.safe_dump({"notifications": entries}, sort_keys=False), encoding="utf-8")
 
 
+def _utc_time(text: str) -> datetime.datetime:
+    """``--now``: an RFC 3339 time with an offset, as UTC; argparse names the option when it is not one."""
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"expected an RFC 3339 time with an offset such as 2026-03-03T12:00:00Z, got {text!r}")
+    return moment.astimezone(datetime.timezone.utc)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; the exit code is ansible-playbook's, or 1 when the audit trail does not verify."""
     parser = argparse.ArgumentParser(prog="scripts/demo", description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=12, help="number of demo hosts (default 12)")
     parser.add_argument("--regions", type=int, default=3, help="number of regions (default 3)")
     parser.add_argument("--soak", type=int, default=3, help="seconds each patched host is watched (default 3; the record says 5m)")
-    parser.add_argument("--now", help="decide windows and notifications at this RFC 3339 time instead of now (fleetpatch_now)")
+    parser.add_argument("--now", type=_utc_time, help="decide windows and notifications at this RFC 3339 time instead of now (fleetpatch_now)")
     parser.add_argument("--keep", action="store_true", help="leave the fleet running at the end")
     args = parser.parse_args(argv)
 
@@ -87,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         release = fixed_release(record)
         say(f"{record['id']} ({record['urgency']}, {record['class']} patch): fixed release {release.relative_to(REPO)} matches its sha256")
         notifications = workdir / "notifications.yml"
-        now = datetime.datetime.fromisoformat(args.now.replace("Z", "+00:00")) if args.now else datetime.datetime.now(datetime.timezone.utc)
+        now = args.now or datetime.datetime.now(datetime.timezone.utc)
         write_notifications(notifications, record, sorted({spec.customer for spec in layout}), now)
         say(f"pre-notification record {notifications}: every customer told 20 h ago, {LATE_CUSTOMER} only 2 h ago "
             f"(lead time {record['notify']['lead_time']}): {LATE_CUSTOMER}'s hosts wait for their window")
@@ -99,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             "-e", f"fleetpatch_notifications={notifications}",
             "-e", "fleetpatch_approved_by=alice", "-e", "fleetpatch_implemented_by=bob", "-e", "fleetpatch_verified_by=carol",
             "-e", f"fleetpatch_soak={args.soak}",
-        ] + (["-e", f"fleetpatch_now={args.now}"] if args.now else [])
+        ] + (["-e", f"fleetpatch_now={now.strftime('%Y-%m-%dT%H:%M:%SZ')}"] if args.now else [])
         say("running: " + " ".join(command[1:]))
         returncode = subprocess.run(command, env=env, check=False).returncode
         say(f"ansible-playbook exited {returncode}; every demo host and the version it runs now (asked over HTTP):")

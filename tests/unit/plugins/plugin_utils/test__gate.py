@@ -76,3 +76,16 @@ def test_gate_names_the_bad_field(wave, hosts, message):
     with pytest.raises(GateError) as caught:
         gate(wave, hosts, [], [], 0, 1)
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(("reachable", "planned", "message"), [
+    ("ok", 1, "reachable: expected the list of hosts still in the play, got str 'ok'"),
+    ({"ok": 1}, 1, "reachable: expected the list of hosts still in the play, got dict \"{'ok': 1}\""),
+    ([], "7", "planned: expected the number of planned hosts (0 or more), got '7'"),
+    ([], -1, "planned: expected the number of planned hosts (0 or more), got -1"),
+    ([], True, "planned: expected the number of planned hosts (0 or more), got True"),
+])
+def test_gate_names_a_bad_reachable_or_planned(reachable, planned, message):
+    with pytest.raises(GateError) as caught:
+        gate(WAVE, HOSTS, reachable, [], 0, planned)
+    assert str(caught.value) == message
