@@ -9,7 +9,7 @@ first ping. One row per run: wall time, controller CPU time (ansible-playbook, i
 that is the command's process tree; the ControlPersist masters detach from it and are not counted), and both as
 a multiple of a warm ping.
 
-Rows: a warm ping; the rollout's plan only (--check: preflight, detection, baselines, the plan); the rollout;
+Rows: a warm ping; the rollout's plan only (--check: preflight, detection, the plan); the rollout;
 its re-run (every host already fixed: preflight and detection only).
 """
 

@@ -160,7 +160,7 @@ def test_a_bad_release_fails_the_canary_which_is_rolled_back_and_nothing_else_ch
     assert versions(fleet, [s.name for s in layout]) == before
     stop = once(run, "Stop the rollout, the error budget is spent")["msg"]
     assert stop.startswith("wave canary: 1 failed against an error budget of 0 (")
-    failures = once(run, "Gate - count the wave's failures against the error budget")["ansible_facts"]["__fp_failures"]
+    failures = once(run, "Gate - count the wave's failures against the error budget")["ansible_facts"]["__fp_gate"]["failures"]
     assert [f["why"] for f in failures] == ["error_rate 100.0 > 0.0"]
     assert "Roll out wave by wave, with a gate after each" in run.stdout
     waves_started = [e for e in run.events if e["event"] == "runner_on_ok" and e["event_data"].get("task", "").startswith("Open the wave")]
@@ -178,8 +178,8 @@ def test_the_error_budget_trips_only_when_exceeded(fleet, ansible, tmp_path, bud
                   extravars=rollout_vars(manifest, fleetpatch_policy=policy, fleetpatch_error_budget=budget, fleetpatch_soak=0))
     assert (run.returncode != 0) is halted, run.stdout[-3000:]
     gate = once(run, "Gate - count the wave's failures against the error budget")["ansible_facts"]
-    assert [f["status"] for f in gate["__fp_failures"]] == ["rolled_back"] * 3
-    assert gate["__fp_halted"] is halted
+    assert [f["status"] for f in gate["__fp_gate"]["failures"]] == ["rolled_back"] * 3
+    assert gate["__fp_gate"]["halted"] is halted
     assert versions(fleet, ["b1", "b2", "b3"]) == {"b1": "7.0.27", "b2": "7.0.27", "b3": "7.0.27"}
 
 
@@ -348,8 +348,8 @@ def test_a_host_lost_during_its_wave_counts_as_unknown_and_spends_the_budget(fle
 
     assert run.returncode != 0
     gates = [r["ansible_facts"] for r in run.results("Gate - count the wave's failures against the error budget").values() if "ansible_facts" in r]
-    (halting,) = [facts for facts in gates if facts["__fp_halted"]]
-    assert [(f["host"], f["status"], f["why"]) for f in halting["__fp_failures"]] == [(lost, "unknown", "unreachable or failed during the wave")]
+    (halting,) = [facts["__fp_gate"] for facts in gates if facts["__fp_gate"]["halted"]]
+    assert [(f["host"], f["status"], f["why"]) for f in halting["failures"]] == [(lost, "unknown", "unreachable or failed during the wave")]
     assert {name: fleet.service_version(name) for name in (canary[0], survivor)} == {canary[0]: "7.0.28", survivor: "7.0.26"}
     assert statuses(run)[lost] == ("unknown", "unreachable or failed during the wave")
     assert statuses(run)[survivor][0] == "rolled back"
