@@ -33,12 +33,12 @@ from ansible_collections.fleetpatch.rollout.plugins.module_utils._release import
     unpack_artifact,
     verify_sha256,
 )
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import utc_now, with_state_file
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import JOURNAL_STEPS, utc_now, with_state_file
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._version import Version, VersionError, VersionRange
 
 __all__ = ["STEPS", "apply_patch", "rollback_patch"]
 
-STEPS = ("journaled", "unpacked", "switched", "activated", "confirmed")
+STEPS = JOURNAL_STEPS  # the journal's steps, in an apply's order (a rollback takes journaled, switched, confirmed)
 CRASH_ENV = "FLEETPATCH_CRASH_AT"
 DOWNLOAD_TIMEOUT = 120  # seconds without progress before a download from artifact_url is given up
 
