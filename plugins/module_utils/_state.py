@@ -37,6 +37,7 @@ import functools
 import json
 import os
 import re
+import stat
 import tempfile
 
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
@@ -319,6 +320,7 @@ class StateFile:
         self.error = None
         self.moved_to = None
         self._raw = _read(path)
+        self._mode = 0o600 if self._raw is None else stat.S_IMODE(os.stat(path).st_mode)
         self._written = False
         self._made_dir = False
         try:
@@ -347,7 +349,7 @@ class StateFile:
     def _restore(self):
         try:
             if self._raw is not None:
-                durable_write(self.path, self._raw)
+                durable_write(self.path, self._raw, self._mode)
             elif os.path.lexists(self.path):
                 directory = os.path.dirname(os.path.abspath(self.path))
                 os.unlink(self.path)

@@ -307,6 +307,7 @@ def test_returning_to_the_state_read_puts_the_file_back_as_found(tmp_path, exist
     path = tmp_path / "state.json"
     if existing is not None:
         path.write_bytes(existing)
+        path.chmod(0o640)
     store = StateFile(str(path))
     store.state["journal"] = dict(JOURNAL)
     store.save()
@@ -314,6 +315,7 @@ def test_returning_to_the_state_read_puts_the_file_back_as_found(tmp_path, exist
     store.state["journal"] = None
     store.save()
     assert (path.read_bytes() if path.exists() else None) == existing
+    assert existing is None or path.stat().st_mode & 0o777 == 0o640
     assert [name for name in os.listdir(tmp_path) if name != "state.json"] == []
 
 
