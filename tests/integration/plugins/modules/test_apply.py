@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -439,3 +440,48 @@ def test_a_hot_patch_by_signal_to_the_pid_file(fleet, ansible):
     assert run.returncode == 0, run.stdout
     assert fleet.service_version("hup") == "7.0.28"
     assert fleet.ssh("hup", "cat /run/fpdemo/fpdemo.pid").stdout.strip() == pid  # reloaded in place, not restarted
+
+
+DATA_DIR = "/var/lib/fpdemo/data"
+
+
+def data_tree(fleet, name: str) -> str:
+    """The service's whole data directory: every name with its type, mode, owner, size and mtime, then every file's sha256."""
+    command = (f"cd {DATA_DIR} && find . -printf '%p %y %m %u:%g %s %T@\\n' | sort && "
+               "find . -type f -exec sha256sum {} + | sort")
+    result = fleet.ssh(name, command)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def add_record(fleet, name: str, body: bytes) -> dict:
+    """POST one record to the host's service, which appends it to its data directory."""
+    request = urllib.request.Request(fleet.service_url(name, "/v1/records"), data=body, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (fleet address)
+        assert response.status == 201
+        return json.load(response)
+
+
+def test_apply_and_rollback_leave_the_service_data_untouched(fleet, ansible):
+    """The service's data (outside the releases) is byte for byte, mode for mode and mtime for mtime what it was,
+    after a hot apply and its rollback and after a restart-class apply and its rollback; no record is written in
+    between, so nothing else could change it. The service then still reads and extends the same data."""
+    fleet.add([HostSpec(name="keeper", version="7.0.26")])
+    inventory = fleet.write_inventory()
+    assert [add_record(fleet, "keeper", body)["seq"] for body in (b"alpha", b"beta", bytes(range(256)))] == [1, 2, 3]
+    before = data_tree(fleet, "keeper")
+    assert "/records.jsonl f " in before, before
+    steps = [
+        ("apply.yml", patch_vars(fleet), "7.0.28"),
+        ("rollback.yml", {}, "7.0.26"),
+        ("apply.yml", patch_vars(fleet, "8.0.17", fp_class="restart"), "8.0.17"),
+        ("rollback.yml", {"fp_class": "restart"}, "7.0.26"),
+    ]
+    for playbook, variables, version in steps:
+        run = ansible(playbook, inventory, extravars=variables)
+        assert run.returncode == 0, run.stdout
+        assert fleet.service_version("keeper") == version
+        assert data_tree(fleet, "keeper") == before, (playbook, version)
+    with urllib.request.urlopen(fleet.service_url("keeper", "/v1/records"), timeout=10) as response:  # noqa: S310 (fleet address)
+        assert json.load(response) == {"records": 3}
+    assert add_record(fleet, "keeper", b"after")["seq"] == 4
