@@ -337,7 +337,8 @@ def install(
     config = {
         "port": port, "bind": "0.0.0.0", "install_dir": install_dir,
         "flags_file": posixpath.join(posixpath.dirname(config_path), "flags.json"),
-        "pid_file": "/run/fpdemo/fpdemo.pid", "log_file": "/var/log/fpdemo/fpdemo.log", "data_dir": "/var/lib/fpdemo/data", **settings,
+        "pid_file": "/run/fpdemo/fpdemo.pid", "log_file": "/var/log/fpdemo/fpdemo.log", "data_dir": "/var/lib/fpdemo/data",
+        **settings,
     }
     _write_atomically(config_file, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
     if activate:
