@@ -315,10 +315,11 @@ def install(
     ``install_dir`` and ``config_path`` are paths as the host sees them; so are the paths written into the
     configuration (``/srv/fpdemo``, never prefixed by ``root``). ``settings`` overrides the configuration's
     ``bind``, ``flags_file`` (default: ``flags.json`` next to the configuration), ``pid_file``, ``log_file``
-    and ``data_dir`` (the service's data, outside the releases; default ``/var/lib/fpdemo/data``). The configuration and ``bin/fpdemoctl.py`` are rewritten on every install. The artifact is
-    checked before anything is written: against its ``.sha256`` file when there is one, every member must be a
-    regular file or directory under one top directory ``fpdemo-<version>`` (no links, no ``..``), and that name,
-    ``VERSION`` and ``release.json`` must agree.
+    and ``data_dir`` (the service's data, outside the releases; default ``/var/lib/fpdemo/data``). The
+    configuration and ``bin/fpdemoctl.py`` are rewritten on every install. The artifact is checked before
+    anything is written: against its ``.sha256`` file when there is one, every member must be a regular file or
+    directory under one top directory ``fpdemo-<version>`` (no links, no ``..``), and that name, ``VERSION`` and
+    ``release.json`` must agree.
     """
     settings = dict(settings or {})
     unknown = sorted(set(settings) - set(SETTINGS_KEYS))
