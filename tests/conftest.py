@@ -128,10 +128,11 @@ class FpdemoHost:
         self.flags_file = base / "etc" / "fpdemo" / "flags.json"
         self.pid_file = base / "run" / "fpdemo" / "fpdemo.pid"
         self.log_file = base / "log" / "fpdemo" / "fpdemo.log"
+        self.data_dir = base / "data" / "fpdemo"
 
     def install(self, version: str, activate: bool = True) -> None:
         """Install a built release, as the test fleet seeds a host."""
-        settings = {"bind": "127.0.0.1", "pid_file": str(self.pid_file), "log_file": str(self.log_file)}
+        settings = {"bind": "127.0.0.1", "pid_file": str(self.pid_file), "log_file": str(self.log_file), "data_dir": str(self.data_dir)}
         artifacts.install(
             "/", self.built[version].path, install_dir=str(self.install_dir), port=self.port,
             config_path=str(self.config_path), activate=activate, settings=settings,

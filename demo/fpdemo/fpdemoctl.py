@@ -36,6 +36,7 @@ DEFAULT_CONFIG = {
     "flags_file": "/etc/fpdemo/flags.json",
     "pid_file": "/run/fpdemo/fpdemo.pid",
     "log_file": "/var/log/fpdemo/fpdemo.log",
+    "data_dir": "/var/lib/fpdemo/data",
 }
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0

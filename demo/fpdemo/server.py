@@ -15,10 +15,16 @@ SIGHUP reloads in place: the process stops accepting, lets requests in flight fi
 then, if ``<install_dir>/current`` holds a release of the same ABI, executes that release's code in the same
 process (same PID) on the same listening socket, so no connection is refused. A release of another ABI is
 refused until a restart. SIGTERM and SIGINT stop gracefully.
+
+The service keeps data, as the database it stands in for would: ``POST /v1/records`` appends a record to the
+journal ``records.jsonl`` in its data directory (``data_dir``, outside the releases, kept across every release),
+synced before the answer. Nothing else writes there: starting, reloading and stopping only read it.
 """
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import http.server
 import json
 import logging
@@ -40,6 +46,7 @@ DEFAULT_CONFIG = {
     "flags_file": "/etc/fpdemo/flags.json",
     "pid_file": "/run/fpdemo/fpdemo.pid",
     "log_file": "/var/log/fpdemo/fpdemo.log",
+    "data_dir": "/var/lib/fpdemo/data",
 }
 MAX_LENGTH = 16 * 1024 * 1024
 LENGTH_PREFIX = struct.Struct(">I")
@@ -49,6 +56,8 @@ DRAIN_TIMEOUT_S = 5.0
 KEEPALIVE_TIMEOUT_S = 2.0
 POLL_INTERVAL_S = 0.1
 LISTEN_BACKLOG = 128
+RECORDS_FILE = "records.jsonl"
+MAX_RECORD = 64 * 1024
 LOG_FORMAT = "%(asctime)s fpdemo[%(process)d] %(levelname)s %(message)s"
 LOG = logging.getLogger("fpdemo")
 
@@ -137,6 +146,40 @@ class EchoPool:
             self._buffer.extend(bytes(size - len(self._buffer)))
 
 
+class Records:
+    """The service's data: an append-only journal of records, one JSON line each, in the data directory.
+
+    Opening it creates the directory when it is missing and counts the records; only :meth:`append` writes.
+    """
+
+    def __init__(self, data_dir: str) -> None:
+        os.makedirs(data_dir, mode=0o750, exist_ok=True)
+        self.path = os.path.join(data_dir, RECORDS_FILE)
+        self._lock = threading.Lock()
+        try:
+            with open(self.path, "rb") as handle:
+                self.count = sum(1 for _line in handle)
+        except FileNotFoundError:
+            self.count = 0
+
+    def append(self, body: bytes) -> dict:
+        """Append ``body`` as the next record, synced to disk; return its sequence number, size and sha256."""
+        if not body:
+            raise RequestError("a record must not be empty")
+        if len(body) > MAX_RECORD:
+            raise RequestError(f"a record holds at most {MAX_RECORD} bytes, got {len(body)}")
+        digest = hashlib.sha256(body).hexdigest()
+        with self._lock:
+            record = {"seq": self.count + 1, "size": len(body), "sha256": digest}
+            line = json.dumps({**record, "data": base64.b64encode(body).decode("ascii")}, sort_keys=True) + "\n"
+            with open(self.path, "ab") as handle:
+                handle.write(line.encode("utf-8"))
+                handle.flush()
+                os.fsync(handle.fileno())
+            self.count += 1
+        return record
+
+
 class Service:
     """What the HTTP endpoints answer: the running release, its flags and its reload state."""
 
@@ -150,6 +193,7 @@ class Service:
         self.reload_error = None
         self.started = time.monotonic()
         self.pool = EchoPool()
+        self.records = Records(config["data_dir"])
 
     def reload_flags(self) -> None:
         """Reread the flags file; keep the flags loaded so far when it is invalid."""
@@ -172,10 +216,10 @@ class Service:
         route = ROUTES.get(path)
         if route is None:
             return json_reply(404, {"error": f"no such endpoint: {path}"})
-        if route[0] != method:
-            return json_reply(405, {"error": f"{path} accepts {route[0]} only"})
+        if method not in route:
+            return json_reply(405, {"error": f"{path} accepts {' or '.join(sorted(route))} only"})
         try:
-            return route[1](self, body)
+            return route[method](self, body)
         except RequestError as exc:
             return json_reply(400, {"error": str(exc)})
 
@@ -207,12 +251,21 @@ class Service:
         validate = self.release["validates_declared_length"] or self.flags.get(STRICT_LENGTH_FLAG, False)
         return 200, "application/octet-stream", self.pool.echo(declared, inflate(compressed), validate)
 
+    def add_record(self, body: bytes) -> tuple:
+        """``POST /v1/records``: append the body to the service's data as one record."""
+        return json_reply(201, self.records.append(body))
+
+    def count_records(self, _body: bytes) -> tuple:
+        """``GET /v1/records``: how many records the service's data holds."""
+        return json_reply(200, {"records": self.records.count})
+
 
 ROUTES = {
-    "/health": ("GET", Service.health),
-    "/version": ("GET", Service.version),
-    "/flags": ("GET", Service.get_flags),
-    "/v1/echo": ("POST", Service.echo),
+    "/health": {"GET": Service.health},
+    "/version": {"GET": Service.version},
+    "/flags": {"GET": Service.get_flags},
+    "/v1/echo": {"POST": Service.echo},
+    "/v1/records": {"GET": Service.count_records, "POST": Service.add_record},
 }
 
 

@@ -1,7 +1,11 @@
 # Copyright (c) fleetpatch contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Controller half of fleetpatch.rollout.apply: read the manifest, check the artifact, ship it only where needed."""
+"""Controller half of fleetpatch.rollout.apply: read the manifest, check the artifact, ship it only where needed.
+
+The artifact is checked before the first round trip to the host, by the host's own archive rule too
+(``module_utils/_archive.py``): an archive the host would refuse never leaves the controller.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ class ActionModule(ActionBase):
         if source:
             try:
                 verify_artifact(
-                    source, args.get("artifact_sha256"), signature=args.get("signature"),
+                    source, args.get("artifact_sha256"), version=args.get("version"), signature=args.get("signature"),
                     allowed_signers=args.get("allowed_signers"), identity=args.get("signer"),
                 )
             except ArtifactError as exc:

@@ -59,7 +59,7 @@ _value:
     class: hot
     artifact:
       path: /work/fleetpatch/.build/artifacts/fpdemo-7.0.28.tar.gz
-      sha256: 13012d344734a7181aa57c1ca6bfb110cf53d1ce09ff928832a48f3de68596e9
+      sha256: 15cfc8added145376d53f61b7af502d30e332d4d0ab9a6a01b3b33eef164208c
     monitoring:
       soak: 5m
       soak_seconds: 300

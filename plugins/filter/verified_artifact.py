@@ -12,12 +12,16 @@ author:
   - fleetpatch maintainers (@fleetpatch)
 description:
   - Takes a checked manifest (the output of P(fleetpatch.rollout.manifest#filter)) and checks its artifact on the
-    controller as M(fleetpatch.rollout.apply) does, the sha256, the whole gzip stream and, when the manifest
-    carries a signature, the OpenSSH signature against O(allowed_signers).
+    controller as M(fleetpatch.rollout.apply) does, the sha256, the archive by the same rule a host unpacks it
+    by, and, when the manifest carries a signature, the OpenSSH signature against O(allowed_signers).
+  - The archive rule is the host's own, so an archive a host would refuse is refused here, with the same message
+    naming the member. A complete gzip stream (read to its end), one top directory, only regular files and
+    directories (no links or devices), no absolute names or C(..), and a C(VERSION) file in the top directory
+    that names the manifest's C(fixed_version).
   - A rollout's preflight calls it so that a truncated, corrupt or wrongly signed artifact stops the run before
     the first host is touched.
   - A manifest whose artifact is a URL only is fetched by the hosts themselves and cannot be checked here; the
-    result then says so (RV(_value.checked=false)) and each host checks the sha256 of what it fetched.
+    result then says so (RV(_value.checked=false)) and each host checks what it fetched, its sha256 and the same archive rule.
 options:
   _input:
     description: The checked manifest.
@@ -71,8 +75,8 @@ def verified_artifact(manifest, allowed_signers=None):
     if not artifact.get("path"):
         return {"checked": False, "sha256": artifact["sha256"], "size": None, "signed_by": None}
     try:
-        found = verify_artifact(artifact["path"], artifact["sha256"], signature=artifact.get("signature"),
-                                allowed_signers=allowed_signers, identity=artifact.get("signer"))
+        found = verify_artifact(artifact["path"], artifact["sha256"], version=manifest.get("fixed_version"),
+                                signature=artifact.get("signature"), allowed_signers=allowed_signers, identity=artifact.get("signer"))
     except ArtifactError as exc:
         raise AnsibleFilterError(f"{FILTER}: {exc}") from None
     return {"checked": True, **found}

@@ -16,9 +16,9 @@ import json
 import os
 import shutil
 import signal
-import tarfile
 import time
 
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._archive import ArchiveError, release_entries
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import fsync_dir
 
@@ -67,6 +67,7 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
+<<<<<<< HEAD
 def _safe_members(archive, version, artifact):
     """The archive's members below its single top directory, as (member, relative path); refuses anything else."""
     members = archive.getmembers()
@@ -97,11 +98,15 @@ def verify_sha256(artifact, sha256):
         raise PatchError(f"artifact {artifact} has sha256 {actual}, expected {sha256}: refusing it", expected=sha256, actual=actual)
 
 
+=======
+>>>>>>> archive
 def unpack_artifact(artifact, sha256, install_dir, version):
     """Verify ``artifact`` against ``sha256`` and unpack it as the complete release ``version``.
 
-    Nothing under ``releases/`` changes unless the whole archive is sound: a truncated or corrupt archive, a
-    wrong checksum or a VERSION that names another version are refused.
+    Nothing under ``releases/`` changes unless the whole archive is sound by the one archive rule of
+    ``_archive.py`` (the rule the controller checks before it ships an artifact): a wrong checksum, a
+    truncated or corrupt archive, a link, device or path outside the top directory, or a VERSION that names
+    another version are refused with the rule's message, which names the member.
     """
     verify_sha256(artifact, sha256)
     releases = os.path.join(install_dir, "releases")
@@ -111,25 +116,21 @@ def unpack_artifact(artifact, sha256, install_dir, version):
     os.mkdir(staging, 0o755)
     try:
         try:
-            with tarfile.open(artifact, "r:gz") as archive:
-                for member, relative in _safe_members(archive, version, artifact):
-                    target = os.path.join(staging, relative)
-                    if member.isdir():
-                        os.makedirs(target, mode=0o755, exist_ok=True)
-                        continue
-                    os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
-                    source = archive.extractfile(member)
-                    with open(target, "wb") as handle:
-                        shutil.copyfileobj(source, handle, CHUNK)
-                        handle.flush()
-                        os.fsync(handle.fileno())
-                    os.chmod(target, 0o755 if member.mode & 0o111 else 0o644)
-        except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-            raise PatchError(f"artifact {artifact} cannot be unpacked: {exc}") from None
-        with open(os.path.join(staging, "VERSION"), encoding="utf-8") as handle:
-            found = handle.read().strip()
-        if found != version:
-            raise PatchError(f"artifact {artifact} holds version {found!r}, not {version!r}")
+            for entry in release_entries(artifact, version):
+                target = os.path.join(staging, entry.path)
+                if entry.data is None:
+                    os.makedirs(target, mode=0o755, exist_ok=True)
+                    continue
+                os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+                with open(target, "wb") as handle:
+                    shutil.copyfileobj(entry.data, handle, CHUNK)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.chmod(target, 0o755 if entry.executable else 0o644)
+        except ArchiveError as exc:
+            raise PatchError(f"artifact {artifact}: {exc}") from None
+        except OSError as exc:
+            raise PatchError(f"artifact {artifact} cannot be unpacked into {staging}: {exc}") from None
         for directory, _dirs, _files in os.walk(staging):
             fsync_dir(directory)
         final = release_dir(install_dir, version)

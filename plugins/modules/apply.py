@@ -19,9 +19,13 @@ description:
     ends on exactly the old or the new release.
   - If the service does not answer O(version) after the activation, the host is returned to its old release
     and the task fails.
-  - The artifact is checked on the controller (sha256, and the signature when O(signature) is set) before
-    anything happens, copied to the host only when the host does not have the release yet, and checked there
-    again (sha256) before it is unpacked. With O(artifact_url) instead, the host downloads it and checks it.
+  - The artifact is checked on the controller before anything happens (sha256, the archive, and the signature
+    when O(signature) is set), copied to the host only when the host does not have the release yet, and
+    checked there again before it is unpacked. With O(artifact_url) instead, the host downloads it and checks it.
+  - The archive is judged by one rule, on the controller and on the host alike, so an archive the host would
+    refuse is refused before it is shipped, with the same message naming the member. It must be a complete
+    gzip tar archive with one top directory, only regular files and directories below it (no links, devices or
+    FIFOs), no absolute names or C(..), and a C(VERSION) file in the top directory that names O(version).
   - Refuses to downgrade, and refuses when the installed version is outside O(compatible_with).
 author:
   - fleetpatch maintainers (@fleetpatch)

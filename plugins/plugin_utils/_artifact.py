@@ -6,10 +6,11 @@
 PRIVATE to the fleetpatch.rollout collection: no compatibility promise to code outside it.
 
 :func:`verify_artifact` rejects an artifact that is missing or empty, whose sha256 is not the one the manifest
-names, that is not a complete gzip-compressed tar archive (the gzip stream is read to its end, where its CRC
-and length are checked, and every tar member is read, so a truncated or corrupted file is caught even when its
-first members are intact), that holds members which would land outside
-the directory it is unpacked into, or whose signature does not verify.
+names, that the host would refuse to unpack, or whose signature does not verify. What a host unpacks is decided
+by one rule, ``module_utils/_archive.py``, which this check runs too: a complete gzip tar archive (read to its
+end, where the gzip CRC and length are checked), one top directory, only regular files and directories, no
+absolute names or ``..``, and a VERSION file naming the release's version. So an archive a host would refuse is
+refused here, with the same message naming the member, before it is shipped or anything changes.
 
 Signatures are OpenSSH signatures (``ssh-keygen -Y sign``, verified with ``ssh-keygen -Y verify``):
 
@@ -27,62 +28,22 @@ a manifest could then name their own key.
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 import shutil
 import subprocess
-import tarfile
-import zlib
 
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._archive import ArchiveError, check_release_archive
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._release import sha256_file
 
 __all__ = ["ArtifactError", "verify_artifact"]
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_CHUNK = 1024 * 1024
 _SSH_KEYGEN_TIMEOUT = 60
 
 
 class ArtifactError(ValueError):
     """An artifact fleetpatch must not install; the message names the file and what is wrong with it."""
-
-
-def _unsafe_member(member):
-    """Why unpacking ``member`` would be unsafe, or None."""
-    parts = member.name.split("/")
-    if member.name.startswith("/") or ".." in parts:
-        return f"member {member.name!r} would land outside the directory it is unpacked into"
-    if member.issym() and (member.linkname.startswith("/") or ".." in member.linkname.split("/")):
-        return f"member {member.name!r} is a symbolic link to {member.linkname!r}, outside the archive"
-    if not (member.isfile() or member.isdir() or member.issym()):
-        return f"member {member.name!r} is not a regular file, directory or symbolic link"
-    return None
-
-
-def _archive_problem(path):
-    """Why the file at ``path`` is not a complete, safe gzip tar archive, or None."""
-    members = 0
-    try:
-        # The whole gzip stream first, to its end: only there are its CRC and length checked.
-        with gzip.open(path, "rb") as stream:
-            while stream.read(_CHUNK):
-                pass
-        with tarfile.open(path, mode="r:gz") as tar:
-            for member in tar:
-                members += 1
-                unsafe = _unsafe_member(member)
-                if unsafe:
-                    return unsafe
-                if member.isfile():
-                    with tar.extractfile(member) as data:
-                        while data.read(_CHUNK):
-                            pass
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        return f"not a readable gzip tar archive (truncated or corrupt): {exc}"
-    if not members:
-        return "the archive holds no files"
-    return None
 
 
 def _check_file(what, path):
@@ -114,10 +75,11 @@ def _verify_signature(path, signature, allowed_signers, identity, namespace):
         )
 
 
-def verify_artifact(path, sha256, *, signature=None, allowed_signers=None, identity=None, namespace="fleetpatch"):
+def verify_artifact(path, sha256, *, version, signature=None, allowed_signers=None, identity=None, namespace="fleetpatch"):
     """Check the artifact at ``path``; return ``{"sha256", "size", "signed_by"}`` or raise ArtifactError.
 
-    ``sha256`` is the expected digest (64 hex digits). With ``signature`` (an OpenSSH signature file),
+    ``sha256`` is the expected digest (64 hex digits), ``version`` the release the archive must hold (its VERSION
+    file names it); the archive must pass the host's archive rule (``module_utils/_archive.py``). With ``signature`` (an OpenSSH signature file),
     ``allowed_signers`` and ``identity`` are required: the signature must verify, in ``namespace``, as made by a key
     that ``allowed_signers`` lists for ``identity``. ``signed_by`` is that identity, or None without a signature.
     When both the digest and the archive are wrong, the message says both, one per line.
@@ -140,9 +102,10 @@ def verify_artifact(path, sha256, *, signature=None, allowed_signers=None, ident
     actual = sha256_file(path)
     if actual != expected:
         problems.append(f"artifact {path}: sha256 mismatch: expected {expected}, actual {actual}")
-    archive = _archive_problem(path)
-    if archive:
-        problems.append(f"artifact {path}: {archive}")
+    try:
+        check_release_archive(path, version)
+    except ArchiveError as exc:
+        problems.append(f"artifact {path}: {exc}")  # the message the host would give
     if problems:
         raise ArtifactError("\n".join(problems))
     if signature is not None:

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 import urllib.request
@@ -440,3 +441,29 @@ def test_bad_input_is_named_and_no_host_changes(fleet, ansible, tmp_path, change
         assert "guard-2: 8.0.16" in str(failed[0])  # the plan names the host and its version
     assert {name: (fleet.service_version(name), host_state(fleet, name)) for name in fleet.names} == before
     assert not any(e["event_data"].get("task", "").startswith("Open the wave") for e in run.events)
+
+
+def test_an_archive_the_hosts_would_refuse_stops_the_rollout_at_preflight(fleet, ansible, tmp_path):
+    """The preflight's verified_artifact applies the hosts' own archive rule: a release with a symbolic link in it
+    stops the rollout before detection, with the hosts' message naming the member, and the host is untouched."""
+    fleet.add([HostSpec(name="spared", version="7.0.26")])
+    hostile = tmp_path / "artifact" / "fpdemo-7.0.28.tar.gz"
+    hostile.parent.mkdir()
+    link = tarfile.TarInfo("fpdemo-7.0.28/fpdemo/shadow")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/shadow"
+    with tarfile.open(fleet.artifact("7.0.28")) as source, tarfile.open(hostile, "w:gz") as target:
+        for member in source:
+            target.addfile(member, source.extractfile(member) if member.isfile() else None)
+        target.addfile(link)
+    manifest = manifests.write(tmp_path, hostile, urgency="emergency")
+    files = "find /srv/fpdemo /var/lib/fleetpatch /tmp /var/tmp /root/.ansible -printf '%p %y %s %T@\\n' 2>/dev/null | sort"
+    before = fleet.ssh("spared", files).stdout
+    run = ansible(ROLLOUT, fleet.write_inventory(), extravars=rollout_vars(manifest, fleetpatch_policy=EMERGENCY), env=audit_env(tmp_path))
+    assert run.returncode != 0
+    failed = [event["event_data"] for event in run.events if event["event"] == "runner_on_failed"]
+    assert [data["task"] for data in failed] == ["Check the artifact on the controller"]
+    assert (f"fleetpatch.rollout.verified_artifact: artifact {hostile}: member 'fpdemo-7.0.28/fpdemo/shadow' is a symbolic link to "
+            "'/etc/shadow': a release holds only regular files and directories") in failed[0]["res"]["msg"]
+    assert not any(event["event_data"].get("task") == "Detect what every host runs" for event in run.events)
+    assert fleet.ssh("spared", files).stdout == before
+    assert fleet.service_version("spared") == "7.0.26"

@@ -152,7 +152,7 @@ def test_install_layout(tmp_path, fpdemo_artifacts):
     assert ctl.stat().st_mode & 0o777 == 0o644
     assert json.loads((root / "etc" / "fpdemo" / "fpdemo.json").read_text(encoding="utf-8")) == {
         "port": 9090, "bind": "0.0.0.0", "install_dir": "/srv/fpdemo", "flags_file": "/etc/fpdemo/flags.json",
-        "pid_file": "/run/fpdemo/fpdemo.pid", "log_file": "/var/log/fpdemo/fpdemo.log",
+        "pid_file": "/run/fpdemo/fpdemo.pid", "log_file": "/var/log/fpdemo/fpdemo.log", "data_dir": "/var/lib/fpdemo/data",
     }
 
 
@@ -206,7 +206,7 @@ def test_install_rejects_truncated_and_corrupt_artifacts(tmp_path, fpdemo_artifa
 def test_install_rejects_unknown_settings(tmp_path, fpdemo_artifacts):
     with pytest.raises(ValueError) as raised:
         artifacts.install(tmp_path, fpdemo_artifacts["7.0.26"].path, settings={"port": 1})
-    assert str(raised.value) == "unknown setting(s) port; allowed: bind, flags_file, pid_file, log_file"
+    assert str(raised.value) == "unknown setting(s) port; allowed: bind, flags_file, pid_file, log_file, data_dir"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

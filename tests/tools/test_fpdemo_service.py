@@ -1,6 +1,8 @@
 """The demo service fpdemo and its manager, run as real processes on 127.0.0.1 from built artifacts."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import socket
 import struct
@@ -187,3 +189,44 @@ def test_bad_release_that_is_slow(fpdemo_host):
     began = time.monotonic()
     assert host.get("/version") == (200, {"component": "fpdemo", "version": "7.0.30", "abi": 1})
     assert time.monotonic() - began >= 0.3
+
+
+def records(host) -> list[dict]:
+    """The journal in the host's data directory, one parsed line per record."""
+    lines = (host.data_dir / "records.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def add_record(host, body: bytes) -> tuple[int, dict]:
+    status, answer = host.request("POST", "/v1/records", body)
+    return status, json.loads(answer)
+
+
+def test_records_are_kept_in_the_data_directory_across_reloads_restarts_and_releases(fpdemo_host):
+    host = started(fpdemo_host, "7.0.26")
+    assert host.get("/v1/records") == (200, {"records": 0})
+    assert sorted(p.name for p in host.data_dir.iterdir()) == []  # created at start, written only by a record
+    assert add_record(host, b"alpha") == (201, {"seq": 1, "size": 5, "sha256": hashlib.sha256(b"alpha").hexdigest()})
+    assert add_record(host, b"\x00\xffbeta") == (201, {"seq": 2, "size": 6, "sha256": hashlib.sha256(b"\x00\xffbeta").hexdigest()})
+    assert [(r["seq"], base64.b64decode(r["data"])) for r in records(host)] == [(1, b"alpha"), (2, b"\x00\xffbeta")]
+
+    host.install("7.0.28")
+    host.ctl("reload")
+    assert host.get("/version")[1]["version"] == "7.0.28"
+    assert host.get("/v1/records") == (200, {"records": 2})
+    assert add_record(host, b"gamma")[1]["seq"] == 3
+    host.install("8.0.17")
+    host.ctl("restart")
+    assert host.get("/v1/records") == (200, {"records": 3})
+    assert [r["seq"] for r in records(host)] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    (b"", "a record must not be empty"),
+    (b"x" * (64 * 1024 + 1), "a record holds at most 65536 bytes, got 65537"),
+])
+def test_bad_records_are_refused_and_nothing_is_written(fpdemo_host, body, error):
+    host = started(fpdemo_host, "7.0.27")
+    assert add_record(host, body) == (400, {"error": error})
+    assert host.get("/v1/records") == (200, {"records": 0})
+    assert not (host.data_dir / "records.jsonl").exists()

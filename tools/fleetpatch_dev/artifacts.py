@@ -52,7 +52,7 @@ FAULTS = (None, "health", "slow")
 RELEASE_KEYS = ("version", "abi", "validates_declared_length", "fault", "fault_delay_ms", "description")
 DEFAULT_INSTALL_DIR = "/srv/fpdemo"
 DEFAULT_CONFIG_PATH = "/etc/fpdemo/fpdemo.json"
-SETTINGS_KEYS = ("bind", "flags_file", "pid_file", "log_file")
+SETTINGS_KEYS = ("bind", "flags_file", "pid_file", "log_file", "data_dir")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -314,11 +314,12 @@ def install(
 
     ``install_dir`` and ``config_path`` are paths as the host sees them; so are the paths written into the
     configuration (``/srv/fpdemo``, never prefixed by ``root``). ``settings`` overrides the configuration's
-    ``bind``, ``flags_file`` (default: ``flags.json`` next to the configuration), ``pid_file`` and
-    ``log_file``. The configuration and ``bin/fpdemoctl.py`` are rewritten on every install. The artifact is
-    checked before anything is written: against its ``.sha256`` file when there is one, every member must be a
-    regular file or directory under one top directory ``fpdemo-<version>`` (no links, no ``..``), and that name,
-    ``VERSION`` and ``release.json`` must agree.
+    ``bind``, ``flags_file`` (default: ``flags.json`` next to the configuration), ``pid_file``, ``log_file``
+    and ``data_dir`` (the service's data, outside the releases; default ``/var/lib/fpdemo/data``). The
+    configuration and ``bin/fpdemoctl.py`` are rewritten on every install. The artifact is checked before
+    anything is written: against its ``.sha256`` file when there is one, every member must be a regular file or
+    directory under one top directory ``fpdemo-<version>`` (no links, no ``..``), and that name, ``VERSION`` and
+    ``release.json`` must agree.
     """
     settings = dict(settings or {})
     unknown = sorted(set(settings) - set(SETTINGS_KEYS))
@@ -337,7 +338,8 @@ def install(
     config = {
         "port": port, "bind": "0.0.0.0", "install_dir": install_dir,
         "flags_file": posixpath.join(posixpath.dirname(config_path), "flags.json"),
-        "pid_file": "/run/fpdemo/fpdemo.pid", "log_file": "/var/log/fpdemo/fpdemo.log", **settings,
+        "pid_file": "/run/fpdemo/fpdemo.pid", "log_file": "/var/log/fpdemo/fpdemo.log", "data_dir": "/var/lib/fpdemo/data",
+        **settings,
     }
     _write_atomically(config_file, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
     if activate:

