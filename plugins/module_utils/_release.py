@@ -67,30 +67,6 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
-<<<<<<< HEAD
-def _safe_members(archive, version, artifact):
-    """The archive's members below its single top directory, as (member, relative path); refuses anything else."""
-    members = archive.getmembers()
-    tops = {member.name.split("/", 1)[0] for member in members}
-    if len(tops) != 1:
-        raise PatchError(f"artifact {artifact} must hold one top directory, found {sorted(tops)}")
-    top = tops.pop()
-    selected = []
-    for member in members:
-        relative = member.name[len(top):].lstrip("/")
-        parts = relative.split("/")
-        if member.name.startswith("/") or ".." in parts:
-            raise PatchError(f"artifact {artifact}: member {member.name!r} leaves the release directory")
-        if not (member.isfile() or member.isdir()):
-            raise PatchError(f"artifact {artifact}: member {member.name!r} is not a regular file or directory")
-        if relative:
-            selected.append((member, relative))
-    names = {relative for _member, relative in selected}
-    if "VERSION" not in names:
-        raise PatchError(f"artifact {artifact} has no VERSION file; it is not a fleetpatch release of {version}")
-    return selected
-
-
 def verify_sha256(artifact, sha256):
     """Refuse ``artifact`` unless its sha256 is ``sha256``."""
     actual = sha256_file(artifact)
@@ -98,8 +74,6 @@ def verify_sha256(artifact, sha256):
         raise PatchError(f"artifact {artifact} has sha256 {actual}, expected {sha256}: refusing it", expected=sha256, actual=actual)
 
 
-=======
->>>>>>> archive
 def unpack_artifact(artifact, sha256, install_dir, version):
     """Verify ``artifact`` against ``sha256`` and unpack it as the complete release ``version``.
 
