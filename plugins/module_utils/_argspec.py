@@ -9,7 +9,7 @@ for STATE_FILE_ARGSPEC alone).
 
 from __future__ import annotations
 
-__all__ = ["SERVICE_ARGSPEC", "SERVICE_REQUIRED_IF", "STATE_FILE_ARGSPEC", "PATCH_CLASSES", "missing_options"]
+__all__ = ["SERVICE_ARGSPEC", "SERVICE_REQUIRED_IF", "STATE_FILE_ARGSPEC", "OWNER_ARGSPEC", "PATCH_CLASSES", "missing_options"]
 
 PATCH_CLASSES = ("hot", "restart")
 
@@ -17,11 +17,17 @@ STATE_FILE_ARGSPEC = {
     "state_file": {"type": "path", "default": "/var/lib/fleetpatch/state.json"},
 }
 
+# The run whose lease the call works under (documented by the doc fragment fleetpatch.rollout.lease).
+OWNER_ARGSPEC = {
+    "owner": {"type": "str"},
+}
+
 SERVICE_ARGSPEC = {
     "manifest": {"type": "path"},
     "component": {"type": "str"},
     "install_dir": {"type": "path", "default": "/srv/fpdemo"},
     **STATE_FILE_ARGSPEC,
+    **OWNER_ARGSPEC,
     "patch_class": {"type": "str", "choices": list(PATCH_CLASSES), "default": "hot", "aliases": ["class"]},
     "reload_command": {"type": "list", "elements": "str"},
     "reload_signal": {"type": "str"},

@@ -11,6 +11,7 @@ apply of that patch removes it.
 from __future__ import annotations
 
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._lease import check_lease
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import load_state, save_state, utc_now
 
 __all__ = ["record_deferral"]
@@ -23,6 +24,7 @@ def record_deferral(params, host, check_mode):
     if not reason:
         raise PatchError("reason: a deferral needs a reason, for example 'outside maintenance window'")
     state = load_state(params["state_file"])
+    check_lease(state, params.get("owner"), params["state_file"])
     wanted = {"patch": params["patch_id"], "reason": reason, "until": params.get("deferred_until")}
     before = [entry for entry in state["deferred"] if entry.get("patch") == params["patch_id"]]
     same = [entry for entry in before if {key: entry.get(key) for key in wanted} == wanted]

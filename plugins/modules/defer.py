@@ -20,6 +20,7 @@ extends_documentation_fragment:
   - fleetpatch.rollout.attributes
   - fleetpatch.rollout.attributes.state_changing
   - fleetpatch.rollout.service.state_file
+  - fleetpatch.rollout.lease
 options:
   patch_id:
     description:
@@ -57,7 +58,7 @@ deferred:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._argspec import STATE_FILE_ARGSPEC
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._argspec import OWNER_ARGSPEC, STATE_FILE_ARGSPEC
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._defer import record_deferral
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._runner import run_operation
 
@@ -69,6 +70,7 @@ def main():
             "reason": {"type": "str", "required": True},
             "deferred_until": {"type": "str"},
             **STATE_FILE_ARGSPEC,
+            **OWNER_ARGSPEC,
         },
         supports_check_mode=True,
     )
