@@ -48,7 +48,7 @@ class ActionModule(ActionBase):
         sink = _audit.current_sink()
         path = args["path"] or _fleet_lock.lock_path(sink["log"] if sink else DEFAULT_AUDIT_LOG)
         owner = sink["run_id"] if sink else uuid.uuid4().hex
-        result.update(changed=False, path=path, owner=owner)
+        result.update(changed=False, path=path, owner=owner, audited=sink is not None)
         try:
             if args["state"] == "released":
                 released = None if self._task.check_mode else _fleet_lock.release(path, owner)

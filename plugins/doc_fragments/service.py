@@ -4,8 +4,9 @@
 
 """Options of the modules that switch a service between releases (apply, rollback).
 
-``fleetpatch.rollout.service.state_file`` is the state file option alone, for the modules that write the state
-file without switching the service (defer).
+``fleetpatch.rollout.service.state_file`` is the state file option alone, for the modules that only read it
+(detect); ``fleetpatch.rollout.service.state_writer`` is it with ``damaged_state``, for the modules that write the
+state file without switching the service (defer).
 """
 
 from __future__ import annotations
@@ -37,6 +38,21 @@ options:
       - The host's fleetpatch state file (JSON), written durably and atomically.
     type: path
     default: /var/lib/fleetpatch/state.json
+  damaged_state:
+    description:
+      - What to do when the state file O(state_file) is damaged (not JSON, not a JSON object, without the format
+        this fleetpatch reads, or with a field of the wrong type or one it does not know). The failure names the
+        file and every damaged field.
+      - V(refuse) fails the task and leaves the file exactly as it is, as evidence; nothing on the host changes.
+      - V(move_aside) goes on as if the host had no state file, and before the first write moves the damaged file
+        to C(<state_file>.damaged-<UTC time>), never over another file. RV(state_error) says what was wrong
+        and RV(state_moved_to) where the file went; moving it reports RV(ignore:changed=true). What the damaged file
+        recorded (the release before the patch, an interrupted operation) is then unknown to this run.
+      - A run that writes nothing (a refusal, nothing to do, check mode) moves nothing. A file that cannot be read
+        at all (permissions, I/O) is never moved.
+    type: str
+    choices: [refuse, move_aside]
+    default: refuse
   patch_class:
     description:
       - V(hot) makes the service take the new release with O(reload_command), without a restart.
@@ -96,4 +112,30 @@ options:
       - The host's fleetpatch state file (JSON), written durably and atomically.
     type: path
     default: /var/lib/fleetpatch/state.json
+"""
+
+    # state_file and damaged_state as DOCUMENTATION has them, for the modules that write the state file without
+    # switching the service (defer): change all three copies together.
+    STATE_WRITER = r"""
+options:
+  state_file:
+    description:
+      - The host's fleetpatch state file (JSON), written durably and atomically.
+    type: path
+    default: /var/lib/fleetpatch/state.json
+  damaged_state:
+    description:
+      - What to do when the state file O(state_file) is damaged (not JSON, not a JSON object, without the format
+        this fleetpatch reads, or with a field of the wrong type or one it does not know). The failure names the
+        file and every damaged field.
+      - V(refuse) fails the task and leaves the file exactly as it is, as evidence; nothing on the host changes.
+      - V(move_aside) goes on as if the host had no state file, and before the first write moves the damaged file
+        to C(<state_file>.damaged-<UTC time>), never over another file. RV(state_error) says what was wrong
+        and RV(state_moved_to) where the file went; moving it reports RV(ignore:changed=true). What the damaged file
+        recorded (the release before the patch, an interrupted operation) is then unknown to this run.
+      - A run that writes nothing (a refusal, nothing to do, check mode) moves nothing. A file that cannot be read
+        at all (permissions, I/O) is never moved.
+    type: str
+    choices: [refuse, move_aside]
+    default: refuse
 """

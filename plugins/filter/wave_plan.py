@@ -13,7 +13,8 @@ author:
 description:
   - Turns the hosts' inventory variables and detection results, a checked patch manifest and a rollout policy
     into an ordered list of waves, each host with the reason it is where it is. It decides; it runs nothing.
-  - Hosts whose detection failed or was unreachable are excluded as V(unknown), never planned as patched;
+  - Hosts whose detection failed or was unreachable, or whose fleetpatch state file is damaged (the detection's
+    C(state_error)), are excluded as V(unknown), never planned as patched;
     hosts already on the fixed version as V(fixed); hosts outside the affected range as V(not_affected).
   - If any affected host runs a version outside the manifest's C(compatible_with), the plan is refused and the
     error names every such host and its version.
@@ -129,7 +130,7 @@ _value:
     excluded:
       description:
         - Hosts left out, each with C(reason) V(fixed), V(not_affected), V(unknown) (detection failed or
-          unreachable) or V(quorum) (its cluster has no member to spare) and a C(detail).
+          unreachable, or the state file is damaged) or V(quorum) (its cluster has no member to spare) and a C(detail).
       type: list
       elements: dict
     deferred:

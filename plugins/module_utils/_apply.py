@@ -32,13 +32,14 @@ from ansible_collections.fleetpatch.rollout.plugins.module_utils._release import
     release_complete,
     switch_current,
     unpack_artifact,
+    verify_sha256,
 )
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import load_state, save_state, utc_now
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import JOURNAL_STEPS, utc_now, with_state_file
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._version import Version, VersionError, VersionRange
 
 __all__ = ["STEPS", "apply_patch", "rollback_patch"]
 
-STEPS = ("journaled", "unpacked", "switched", "activated", "confirmed")
+STEPS = JOURNAL_STEPS  # the journal's steps, in an apply's order (a rollback takes journaled, switched, confirmed)
 CRASH_ENV = "FLEETPATCH_CRASH_AT"
 DOWNLOAD_TIMEOUT = 120  # seconds without progress before a download from artifact_url is given up
 
@@ -63,9 +64,9 @@ def _installed(params):
     return current
 
 
-def _step(state, params, step):
-    state["journal"]["step"] = step
-    save_state(params["state_file"], state)
+def _step(store, step):
+    store.state["journal"]["step"] = step
+    store.save()
     _crash_point(step)
 
 
@@ -82,9 +83,9 @@ def _activate_and_confirm(service, patch_class, version):
     return service.confirm(version) == version
 
 
-def _recover(state, params, service):
+def _recover(store, params, service):
     """Revert the interrupted operation in the journal; returns the journal that was reverted."""
-    journal = state["journal"]
+    journal = store.state["journal"]
     install_dir = params["install_dir"]
     source = journal.get("from")
     if not source or not release_complete(install_dir, source):
@@ -105,30 +106,31 @@ def _recover(state, params, service):
         # A reload cannot bring back a service that died with its process: start it afresh.
         if not _activate_and_confirm(service, "restart", source):
             raise PatchError(f"an interrupted {journal.get('op')} was reverted to {source}, but the service does not answer {source}", interrupted=journal)
-    state["journal"] = None
-    save_state(params["state_file"], state)
+    store.state["journal"] = None
+    store.save()
     return journal
 
 
-def _begin(state, params, service, check_mode, result):
+def _begin(store, params, service, check_mode, result):
     """Load-time work shared by apply and rollback: report or revert an interrupted operation."""
-    if not state["journal"]:
+    if not store.state["journal"]:
         return
     result["changed"] = True
     if check_mode:
-        result["interrupted"] = state["journal"]
+        result["interrupted"] = store.state["journal"]
     else:
-        result["recovered"] = _recover(state, params, service)
+        result["recovered"] = _recover(store, params, service)
 
 
 def _diff(before, after):
     return {"before": {"current": before}, "after": {"current": after}}
 
 
-def apply_patch(params, host, check_mode):
+@with_state_file
+def apply_patch(store, params, host, check_mode):
     """Apply the release ``params['version']`` of ``params['component']``; the module's result."""
-    state = load_state(params["state_file"])
-    check_lease(state, params.get("owner"), params["state_file"])
+    state = store.state
+    check_lease(state, params.get("owner"), store.path)
     service = Service(host, params)
     target = params["version"]
     result = {"changed": False, "patch": params["patch_id"], "component": params["component"], "version": target}
@@ -139,7 +141,7 @@ def apply_patch(params, host, check_mode):
             compatible = VersionRange(params["compatible_with"])
         except VersionError as exc:
             raise PatchError(f"compatible_with: {exc}") from None
-    _begin(state, params, service, check_mode, result)
+    _begin(store, params, service, check_mode, result)
     current = _installed(params)
     result["previous"] = current
     result["diff"] = _diff(current, target)
@@ -174,62 +176,66 @@ def apply_patch(params, host, check_mode):
         host.download(params["artifact_url"], downloaded, DOWNLOAD_TIMEOUT)
         params = dict(params, artifact_path=downloaded)
     try:
-        return _switch_to(state, params, service, current, needs_unpack, result)
+        if needs_unpack:
+            verify_sha256(params["artifact_path"], params["artifact_sha256"])  # a wrong artifact is refused before any write
+        return _switch_to(store, params, service, current, needs_unpack, result)
     finally:
         if downloaded and os.path.exists(downloaded):
             os.unlink(downloaded)
 
 
-def _switch_to(state, params, service, current, needs_unpack, result):
+def _switch_to(store, params, service, current, needs_unpack, result):
     """The journaled part of an apply: unpack when needed, switch, activate, confirm, record."""
+    state = store.state
     target = params["version"]
     state["journal"] = {
         "op": "apply", "patch": params["patch_id"], "component": params["component"], "class": params["patch_class"],
         "from": current, "to": target, "step": None, "started": utc_now(), "owner": params.get("owner"),
     }
-    _step(state, params, "journaled")
+    _step(store, "journaled")
     if needs_unpack:
         try:
             unpack_artifact(params["artifact_path"], params["artifact_sha256"], params["install_dir"], target)
         except PatchError:
             state["journal"] = None  # nothing was switched: a refused artifact leaves no operation to revert
-            save_state(params["state_file"], state)
+            store.save()  # and the file as it was found (none, when there was none)
             raise
-    _step(state, params, "unpacked")
+    _step(store, "unpacked")
     switch_current(params["install_dir"], target)
-    _step(state, params, "switched")
+    _step(store, "switched")
     try:
         service.activate(params["patch_class"])
     except PatchError as exc:
         service.last_error = str(exc)
-    _step(state, params, "activated")
+    _step(store, "activated")
     seen = service.confirm(target)
     if seen != target:
         journal = state["journal"]
         cause = f" ({service.last_error})" if service.last_error else ""
-        _recover(state, params, service)
+        _recover(store, params, service)
         raise PatchError(
             f"{params['component']} answered {seen!r} instead of {target} after the {params['patch_class']} activation{cause}; "
             f"the host was returned to {current}",
             running=seen, reverted=journal,
         )
-    _step(state, params, "confirmed")
+    _step(store, "confirmed")
     state["components"][params["component"]] = {"version": target, "previous": current}
     state["applied"].append({"patch": params["patch_id"], "component": params["component"], "version": target, "from": current, "at": utc_now()})
     state["deferred"] = [entry for entry in state["deferred"] if entry.get("patch") != params["patch_id"]]  # no longer deferred
     state["journal"] = None
-    save_state(params["state_file"], state)
+    store.save()
     return result
 
 
-def rollback_patch(params, host, check_mode):
+@with_state_file
+def rollback_patch(store, params, host, check_mode):
     """Return ``params['component']`` to the release it ran before (or ``params['to']``); the module's result."""
-    state = load_state(params["state_file"])
-    check_lease(state, params.get("owner"), params["state_file"])
+    state = store.state
+    check_lease(state, params.get("owner"), store.path)
     service = Service(host, params)
     component = params["component"]
     result = {"changed": False, "component": component}
-    _begin(state, params, service, check_mode, result)
+    _begin(store, params, service, check_mode, result)
     current = _installed(params)
     expected = params.get("from_version")
     if expected and current != expected:
@@ -267,21 +273,21 @@ def rollback_patch(params, host, check_mode):
         "op": "rollback", "patch": params["patch_id"], "component": component, "class": params["patch_class"],
         "from": current, "to": target, "step": None, "started": utc_now(), "owner": params.get("owner"),
     }
-    _step(state, params, "journaled")
+    _step(store, "journaled")
     switch_current(params["install_dir"], target)
-    _step(state, params, "switched")
+    _step(store, "switched")
     activated = _activate_and_confirm(service, params["patch_class"], target)
     if not activated and params["patch_class"] == "hot":
         activated = _activate_and_confirm(service, "restart", target)  # a reload refused (another ABI): restart
     if not activated:
         journal = state["journal"]
-        _recover(state, params, service)
+        _recover(store, params, service)
         cause = f" ({service.last_error})" if service.last_error else ""
         raise PatchError(f"rollback of {component} to {target} failed: the service does not answer {target}{cause}; the host was returned to {current}",
                          reverted=journal)
-    _step(state, params, "confirmed")
+    _step(store, "confirmed")
     state["components"][component] = {"version": target, "previous": None, "rolled_back_from": current}
     state["rollbacks"].append({"patch": params["patch_id"], "component": component, "from": current, "to": target, "at": utc_now()})
     state["journal"] = None
-    save_state(params["state_file"], state)
+    store.save()
     return result

@@ -4,12 +4,15 @@
 
 PRIVATE to the fleetpatch.rollout collection: no compatibility promise to code outside it.
 Documented once, in the doc fragment ``fleetpatch.rollout.service`` (``fleetpatch.rollout.service.state_file``
-for STATE_FILE_ARGSPEC alone).
+for STATE_FILE_ARGSPEC alone, the reading modules' option, and ``fleetpatch.rollout.service.state_writer`` for
+STATE_WRITER_ARGSPEC, the writing modules' options).
 """
 
 from __future__ import annotations
 
-__all__ = ["SERVICE_ARGSPEC", "SERVICE_REQUIRED_IF", "STATE_FILE_ARGSPEC", "OWNER_ARGSPEC", "PATCH_CLASSES", "missing_options"]
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import DAMAGED_STATE_CHOICES
+
+__all__ = ["SERVICE_ARGSPEC", "SERVICE_REQUIRED_IF", "STATE_FILE_ARGSPEC", "STATE_WRITER_ARGSPEC", "OWNER_ARGSPEC", "PATCH_CLASSES", "missing_options"]
 
 PATCH_CLASSES = ("hot", "restart")
 
@@ -17,7 +20,13 @@ STATE_FILE_ARGSPEC = {
     "state_file": {"type": "path", "default": "/var/lib/fleetpatch/state.json"},
 }
 
-# The run whose lease the call works under (documented by the doc fragment fleetpatch.rollout.lease).
+# The modules that write the state file: what they do with one that is damaged.
+STATE_WRITER_ARGSPEC = {
+    **STATE_FILE_ARGSPEC,
+    "damaged_state": {"type": "str", "choices": list(DAMAGED_STATE_CHOICES), "default": "refuse"},
+}
+
+# The run whose lock the call works under (documented by the doc fragment fleetpatch.rollout.lease).
 OWNER_ARGSPEC = {
     "owner": {"type": "str"},
 }
@@ -26,7 +35,7 @@ SERVICE_ARGSPEC = {
     "manifest": {"type": "path"},
     "component": {"type": "str"},
     "install_dir": {"type": "path", "default": "/srv/fpdemo"},
-    **STATE_FILE_ARGSPEC,
+    **STATE_WRITER_ARGSPEC,
     **OWNER_ARGSPEC,
     "patch_class": {"type": "str", "choices": list(PATCH_CLASSES), "default": "hot", "aliases": ["class"]},
     "reload_command": {"type": "list", "elements": "str"},

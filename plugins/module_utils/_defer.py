@@ -12,19 +12,26 @@ from __future__ import annotations
 
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._lease import check_lease
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import load_state, save_state, utc_now
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import utc_now, with_state_file
 
 __all__ = ["record_deferral"]
 
 
 def record_deferral(params, host, check_mode):
     """Record that ``params['patch_id']`` is deferred on this host; the module's result."""
-    del host  # nothing to run: the state file is all it touches
     reason = (params.get("reason") or "").strip()
     if not reason:
         raise PatchError("reason: a deferral needs a reason, for example 'outside maintenance window'")
-    state = load_state(params["state_file"])
-    check_lease(state, params.get("owner"), params["state_file"])
+    return _record(dict(params, reason=reason), host, check_mode)
+
+
+@with_state_file
+def _record(store, params, host, check_mode):
+    """The deferral recorded in ``store`` (``params['reason']`` already checked)."""
+    del host  # nothing to run: the state file is all it touches
+    state = store.state
+    check_lease(state, params.get("owner"), store.path)
+    reason = params["reason"]
     wanted = {"patch": params["patch_id"], "reason": reason, "until": params.get("deferred_until")}
     before = [entry for entry in state["deferred"] if entry.get("patch") == params["patch_id"]]
     same = [entry for entry in before if {key: entry.get(key) for key in wanted} == wanted]
@@ -34,5 +41,5 @@ def record_deferral(params, host, check_mode):
     result["diff"] = {"before": {"deferred": before}, "after": {"deferred": [after[-1]]}}
     if result["changed"] and not check_mode:
         state["deferred"] = after
-        save_state(params["state_file"], state)
+        store.save()
     return result

@@ -135,7 +135,9 @@ def detect(params, host):
     """What runs on this host and what fleetpatch did to it: the result of the ``detect`` module.
 
     A version from the package database is compared in that database's order (``dpkg`` or ``rpm``), and
-    ``affected`` and ``fixed_version`` are then read as versions of that database too.
+    ``affected`` and ``fixed_version`` are then read as versions of that database too. A state file that cannot
+    be read or is damaged does not hide the version: ``state_error`` says why, and ``applied``, ``deferred`` and
+    ``interrupted`` are None (unknown, not empty).
     """
     scheme = _package_database(host) if params["strategy"] == "package" else "release"
     try:
@@ -145,14 +147,25 @@ def detect(params, host):
         raise PatchError(str(exc)) from None
     version = find_version(params, host)
     comparable = _comparable(version, params, scheme) if affected_range or fixed else None
-    state = load_state(params["state_file"])
-    return {
+    result = {
         "component": params["component"],
         "strategy": params["strategy"],
         "version": version,
         "affected": None if affected_range is None else comparable in affected_range,
         "fixed": None if fixed is None else comparable >= fixed,
-        "applied": [entry for entry in state["applied"] if entry.get("component") in (None, params["component"])],
-        "deferred": state["deferred"],
-        "interrupted": state["journal"],
+        "applied": None,
+        "deferred": None,
+        "interrupted": None,
+        "state_error": None,
     }
+    try:
+        state = load_state(params["state_file"])
+    except PatchError as exc:  # the version is still the truth; what fleetpatch recorded is unknown
+        result["state_error"] = str(exc)
+        return result
+    result.update(
+        applied=[entry for entry in state["applied"] if entry["component"] == params["component"]],
+        deferred=state["deferred"],
+        interrupted=state["journal"],
+    )
+    return result

@@ -6,8 +6,9 @@ PRIVATE to the fleetpatch.rollout collection: no compatibility promise to code o
 
 Two layers protect a host:
 
-* :func:`state_lock` is an exclusive ``flock`` on the state file's directory, held by a state-changing module for
-  its whole call (read the state, change the host, write the state). Two calls on one host never interleave, so a
+* :func:`state_lock` is an exclusive ``flock`` of the state file's lock file (in ``/run/lock``, never beside the state
+  file, which a refused call must leave as it found it), held by a state-changing module for its whole call (read the
+  state, change the host, write the state). Two calls on one host never interleave, so a
   journal that a call finds under the lock belongs to a call that is over: it was killed, and may be reverted.
 * The lease is the state file's ``lease`` entry, taken by a rollout or a rollback for its whole run (the ``lock``
   module) and released at its end::
@@ -25,28 +26,38 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import os
+import tempfile
 import time
 from contextlib import contextmanager
 
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import load_state, save_state, utc_now
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import utc_now, with_state_file
 
-__all__ = ["LOCK_TIMEOUT", "LEASE_FIELDS", "state_lock", "describe_lease", "check_lease", "set_lease"]
+__all__ = ["LOCK_TIMEOUT", "lock_file", "state_lock", "describe_lease", "check_lease", "set_lease"]
 
 LOCK_TIMEOUT = 120  # seconds a call waits for another call on the same host (an unpack of a large artifact)
-LEASE_FIELDS = ("owner", "holder", "patch", "since", "job", "controller")
+
+
+LOCK_DIRS = ("/run/lock", "/var/lock")  # the system's lock directories (tmpfs: nothing outlives a reboot); else the temp dir
+
+
+def lock_file(state_file):
+    """The lock file of ``state_file``: in the system's lock directory, so no lock ever lands beside the state."""
+    directory = next((path for path in LOCK_DIRS if os.path.isdir(path) and os.access(path, os.W_OK)), tempfile.gettempdir())
+    digest = hashlib.sha256(os.path.abspath(state_file).encode("utf-8")).hexdigest()[:16]
+    return os.path.join(directory, f"fleetpatch-state-{digest}.lock")
 
 
 @contextmanager
 def state_lock(state_file, timeout=LOCK_TIMEOUT):
-    """Hold the exclusive lock of ``state_file``'s directory (created when missing) for the ``with`` block."""
-    directory = os.path.dirname(os.path.abspath(state_file))
+    """Hold the exclusive lock of ``state_file`` (its :func:`lock_file`) for the ``with`` block."""
+    path = lock_file(state_file)
     try:
-        os.makedirs(directory, mode=0o755, exist_ok=True)
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
-        raise PatchError(f"cannot lock the state directory {directory}: {exc.strerror or exc}", state_file=state_file) from None
+        raise PatchError(f"cannot lock the state file {state_file} ({path}): {exc.strerror or exc}", state_file=state_file) from None
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -54,12 +65,11 @@ def state_lock(state_file, timeout=LOCK_TIMEOUT):
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
-                    raise PatchError(
-                        f"cannot lock the state directory {directory}: another fleetpatch operation on this host held it for "
-                        f"{timeout:g} s" if exc.errno in (errno.EAGAIN, errno.EACCES) else f"cannot lock {directory}: {exc.strerror}",
-                        state_file=state_file,
-                    ) from None
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise PatchError(f"cannot lock the state file {state_file} ({path}): {exc.strerror}", state_file=state_file) from None
+                if time.monotonic() >= deadline:
+                    raise PatchError(f"cannot lock the state file {state_file}: another fleetpatch operation on this host held it for "
+                                     f"{timeout:g} s", state_file=state_file) from None
                 time.sleep(0.1)
         yield
     finally:
@@ -87,21 +97,22 @@ def check_lease(state, owner, state_file):
         )
 
 
-def set_lease(params, host, check_mode):
+@with_state_file
+def set_lease(store, params, host, check_mode):
     """The ``lock`` module: take (``state=acquired``) or release the host's lease for run ``params['owner']``."""
     del host  # the state file is all it touches
-    path, owner = params["state_file"], params["owner"]
+    owner = params["owner"]
     if not (owner or "").strip():
         raise PatchError("owner: a lock needs the id of the run that holds it")
-    state = load_state(path)
+    state = store.state
     current = state.get("lease")
     result = {"changed": False, "lease": current}
     if params["state"] == "released":
         if current and current.get("owner") == owner:
             result.update(changed=True, lease=None, released=current)
             if not check_mode:
-                state["lease"] = None
-                save_state(path, state)
+                del state["lease"]
+                store.save()
         return result
     if current and current.get("owner") == owner:
         return result
@@ -111,12 +122,12 @@ def set_lease(params, host, check_mode):
         elif params.get("take_over"):
             result["taken_over"] = current
         else:
-            check_lease(state, owner, path)
+            check_lease(state, owner, store.path)
     lease = {"owner": owner, "holder": params.get("holder"), "patch": params.get("patch_id"), "since": utc_now(),
              "job": params.get("job"), "controller": params.get("controller")}
     result.update(changed=True, lease=lease)
     result["diff"] = {"before": {"lease": current}, "after": {"lease": lease}}
     if not check_mode:
         state["lease"] = lease
-        save_state(path, state)
+        store.save()
     return result

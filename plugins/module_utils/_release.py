@@ -27,6 +27,7 @@ __all__ = [
     "release_dir",
     "release_complete",
     "sha256_file",
+    "verify_sha256",
     "unpack_artifact",
     "switch_current",
     "Service",
@@ -89,15 +90,20 @@ def _safe_members(archive, version, artifact):
     return selected
 
 
+def verify_sha256(artifact, sha256):
+    """Refuse ``artifact`` unless its sha256 is ``sha256``."""
+    actual = sha256_file(artifact)
+    if actual != sha256:
+        raise PatchError(f"artifact {artifact} has sha256 {actual}, expected {sha256}: refusing it", expected=sha256, actual=actual)
+
+
 def unpack_artifact(artifact, sha256, install_dir, version):
     """Verify ``artifact`` against ``sha256`` and unpack it as the complete release ``version``.
 
     Nothing under ``releases/`` changes unless the whole archive is sound: a truncated or corrupt archive, a
     wrong checksum or a VERSION that names another version are refused.
     """
-    actual = sha256_file(artifact)
-    if actual != sha256:
-        raise PatchError(f"artifact {artifact} has sha256 {actual}, expected {sha256}: refusing it", expected=sha256, actual=actual)
+    verify_sha256(artifact, sha256)
     releases = os.path.join(install_dir, "releases")
     os.makedirs(releases, mode=0o755, exist_ok=True)
     staging = os.path.join(releases, f".staging-{version}-{os.getpid()}")

@@ -19,7 +19,7 @@ author:
 extends_documentation_fragment:
   - fleetpatch.rollout.attributes
   - fleetpatch.rollout.attributes.state_changing
-  - fleetpatch.rollout.service.state_file
+  - fleetpatch.rollout.service.state_writer
   - fleetpatch.rollout.lease
 options:
   patch_id:
@@ -54,11 +54,23 @@ deferred:
   returned: success
   type: dict
   sample: {"patch": "FP-2025-14847", "reason": "outside maintenance window", "until": "2026-11-24T01:00:00Z"}
+state_error:
+  description:
+    - What is wrong with the damaged state file that this run went on without, with O(damaged_state=move_aside).
+  returned: when the state file was damaged and O(damaged_state=move_aside)
+  type: str
+  sample: "state file /var/lib/fleetpatch/state.json: components.fpdemo.version is 5, expected a string"
+state_moved_to:
+  description:
+    - Where the damaged state file was moved before this run wrote the state afresh.
+  returned: when a damaged state file was moved aside
+  type: str
+  sample: /var/lib/fleetpatch/state.json.damaged-20261202T031500Z
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._argspec import OWNER_ARGSPEC, STATE_FILE_ARGSPEC
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._argspec import OWNER_ARGSPEC, STATE_WRITER_ARGSPEC
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._defer import record_deferral
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._runner import run_operation
 
@@ -69,7 +81,7 @@ def main():
             "patch_id": {"type": "str", "required": True},
             "reason": {"type": "str", "required": True},
             "deferred_until": {"type": "str"},
-            **STATE_FILE_ARGSPEC,
+            **STATE_WRITER_ARGSPEC,
             **OWNER_ARGSPEC,
         },
         supports_check_mode=True,

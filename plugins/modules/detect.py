@@ -15,6 +15,9 @@ description:
     what fleetpatch recorded on the host in its state file (patches applied, patches deferred, an interrupted
     apply).
   - Makes one round trip to the host and changes nothing on it.
+  - A state file that cannot be read, or is damaged, does not stop the detection. RV(version), RV(affected)
+    and RV(fixed) are reported, RV(state_error) says what is wrong with the file, and RV(applied),
+    RV(deferred) and RV(interrupted) are V(null) (unknown).
 author:
   - fleetpatch maintainers (@fleetpatch)
 extends_documentation_fragment:
@@ -160,22 +163,31 @@ fixed:
   type: bool
   sample: false
 applied:
-  description: Patches fleetpatch applied to this component on the host, oldest first.
+  description: Patches fleetpatch applied to this component on the host, oldest first; V(null) when RV(state_error) is set.
   returned: success
   type: list
   elements: dict
   sample: [{"patch": "FP-2025-14847", "component": "fpdemo", "version": "7.0.28", "at": "2026-11-22T03:10:00Z"}]
 deferred:
-  description: Patches fleetpatch deferred on this host, with the reason and until when.
+  description: Patches fleetpatch deferred on this host, with the reason and until when; V(null) when RV(state_error) is set.
   returned: success
   type: list
   elements: dict
   sample: [{"patch": "FP-2025-14847", "reason": "outside maintenance window", "until": "2026-11-28T01:00:00Z"}]
 interrupted:
-  description: The journal of an apply or rollback that did not finish, or V(null).
+  description:
+    - The journal of an apply or rollback that did not finish, or V(null).
+    - V(null) also when RV(state_error) is set; an operation may then be under way or cut off unnoticed.
   returned: success
   type: dict
   sample: null
+state_error:
+  description:
+    - Why the state file O(state_file) could not be read (damaged, naming the file and every bad field, or
+      unreadable), or V(null) when it was read (an absent file reads as a host fleetpatch never touched).
+  returned: success
+  type: str
+  sample: "state file /var/lib/fleetpatch/state.json: components.fpdemo.version is 5, expected a string"
 """
 
 from ansible.module_utils.basic import AnsibleModule

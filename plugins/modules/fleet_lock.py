@@ -98,6 +98,10 @@ owner:
   returned: always
   type: str
   sample: 0c6f8f1d2a3b4c5d6e7f809112233445
+audited:
+  description: Whether the run has an audit trail (the audit callback is enabled), where lock events are recorded.
+  returned: always
+  type: bool
 path:
   description: The lock file.
   returned: always

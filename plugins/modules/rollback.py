@@ -97,6 +97,18 @@ interrupted:
   description: In check mode, the journal of an interrupted operation that a real run would revert.
   returned: in check mode, when an interrupted operation was found
   type: dict
+state_error:
+  description:
+    - What is wrong with the damaged state file that this run went on without, with O(damaged_state=move_aside).
+  returned: when the state file was damaged and O(damaged_state=move_aside)
+  type: str
+  sample: "state file /var/lib/fleetpatch/state.json: components.fpdemo.version is 5, expected a string"
+state_moved_to:
+  description:
+    - Where the damaged state file was moved before this run wrote the state afresh.
+  returned: when a damaged state file was moved aside
+  type: str
+  sample: /var/lib/fleetpatch/state.json.damaged-20261202T031500Z
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -184,6 +184,9 @@ def _detected(facts, detect_key):
             return None, f"detection failed: {short_repr(result.get('msg', ''))}"
         if result.get("skipped"):
             return None, "detection was skipped"
+        if result.get("state_error"):
+            # The version is known, but not whether an operation was cut off there: the host cannot be placed.
+            return None, f"state file unusable: {short_repr(result['state_error'])}"
         interrupted = result.get("interrupted")
         if isinstance(interrupted, Mapping) and interrupted.get("op") == "apply" and interrupted.get("from"):
             # An apply cut off on the host is reverted by the next apply: the host counts at the release it goes back to.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import socket
@@ -366,3 +367,73 @@ def test_a_hot_patch_by_signal_to_the_pid_file(fleet, ansible):
     assert run.returncode == 0, run.stdout
     assert fleet.service_version("hup") == "7.0.28"
     assert fleet.ssh("hup", "cat /run/fpdemo/fpdemo.pid").stdout.strip() == pid  # reloaded in place, not restarted
+
+
+STATE_FILE = "/var/lib/fleetpatch/state.json"
+# A state file of the right format whose recorded version is a number: once read as-is, it broke detect and apply.
+DAMAGED_STATE = b'{"format": 1, "components": {"fpdemo": {"version": 5, "previous": "7.0.25"}}, "applied": [], "journal": null}\n'
+DAMAGE = f"state file {STATE_FILE}: components.fpdemo.version is 5, expected a string"
+
+
+def test_a_damaged_state_file_is_reported_kept_or_moved_aside_and_refusals_leave_no_state_file(fleet, ansible, artifact_server):
+    fleet.add([HostSpec(name="damaged", version="7.0.26"), HostSpec(name="downgrade", version="7.0.27"),
+               HostSpec(name="incompatible", version="7.0.26"), HostSpec(name="badsum", version="7.0.26")])
+    payload = base64.b64encode(DAMAGED_STATE).decode("ascii")
+    assert fleet.ssh("damaged", f"mkdir -p /var/lib/fleetpatch && echo {payload} | base64 -d > {STATE_FILE}").returncode == 0
+    inventory = fleet.inventory()
+    hosts = inventory["all"]["hosts"]
+    hosts["damaged"].update(patch_vars(fleet))
+    hosts["downgrade"].update(patch_vars(fleet, "7.0.26"))
+    hosts["incompatible"].update(patch_vars(fleet, fp_compatible_with=">=7.0.27,<7.1"))
+    hosts["badsum"].update({"fp_version": "7.0.28", "fp_sha256": "1" * 64, "fp_artifact_url": f"{artifact_server}/fpdemo-7.0.28.tar.gz"})
+    path = fleet.workdir / "state-cases.yml"
+    path.write_text(yaml.safe_dump(inventory), encoding="utf-8")
+    before = {name: host_files(fleet, name) for name in fleet.names}
+    assert f"{STATE_FILE} f" in before["damaged"] and "/var/lib/fleetpatch" not in before["downgrade"]
+
+    # detect still answers the version, and says why the state is unknown
+    detected = ansible("fleetpatch.rollout.detect", path)
+    assert detected.returncode == 0, detected.stdout
+    results = detected.results("Detect the installed version")
+    assert {name: (result["version"], result["state_error"]) for name, result in results.items()} == {
+        "damaged": ("7.0.26", DAMAGE), "downgrade": ("7.0.27", None), "incompatible": ("7.0.26", None), "badsum": ("7.0.26", None)}
+    assert (results["damaged"]["applied"], results["damaged"]["interrupted"], results["downgrade"]["applied"]) == (None, None, [])
+
+    # apply and rollback refuse a damaged file, naming it and its field; every refusal leaves the host's files as they were
+    refused = ansible("apply.yml", path)
+    assert refused.returncode == 2
+    messages = {name: result["msg"] for name, result in refused.results("Apply the patch").items()}
+    kept = "; the file is left as it is (damaged_state=move_aside moves it aside and starts afresh)"
+    assert messages["damaged"] == DAMAGE + kept
+    assert refused.results("Apply the patch")["damaged"]["state_problems"] == ["components.fpdemo.version is 5, expected a string"]
+    assert messages["downgrade"] == "refusing to downgrade fpdemo from 7.0.27 to 7.0.26"
+    assert messages["incompatible"] == "refusing to patch: fpdemo 7.0.26 is outside compatible_with '>=7.0.27,<7.1'"
+    assert f"expected {'1' * 64}: refusing it" in messages["badsum"], messages["badsum"]
+    rolled = ansible("rollback.yml", path, limit="damaged")
+    assert rolled.returncode == 2
+    assert rolled.results("Roll back")["damaged"]["msg"] == DAMAGE + kept
+    assert {name: host_files(fleet, name) for name in fleet.names} == before
+    assert fleet.service_version("damaged") == "7.0.26"
+
+    # move_aside: check mode moves nothing; the real run moves the file to the name it reports, then applies
+    checked = ansible("apply.yml", path, limit="damaged", extravars={"fp_damaged_state": "move_aside"}, check=True)
+    assert checked.returncode == 0, checked.stdout
+    result = checked.results("Apply the patch")["damaged"]
+    assert (result["changed"], result["state_error"], "state_moved_to" in result) == (True, DAMAGE, False)
+    assert host_files(fleet, "damaged") == before["damaged"]
+    for changed in (True, False):
+        run = ansible("apply.yml", path, limit="damaged", extravars={"fp_damaged_state": "move_aside"})
+        assert run.returncode == 0, run.stdout
+        result = run.results("Apply the patch")["damaged"]
+        assert result["changed"] is changed
+        if changed:
+            moved = result["state_moved_to"]
+            assert result["state_error"] == DAMAGE
+            assert moved.startswith(f"{STATE_FILE}.damaged-"), moved
+        else:  # the new state file is sound: nothing more to report or move
+            assert "state_error" not in result and "state_moved_to" not in result, result
+    assert fleet.service_version("damaged") == "7.0.28"
+    assert base64.b64decode(fleet.ssh("damaged", f"base64 -w0 {moved}").stdout) == DAMAGED_STATE
+    state = host_state(fleet, "damaged")
+    assert state["components"]["fpdemo"] == {"version": "7.0.28", "previous": "7.0.26"}
+    assert fleet.ssh("damaged", "ls /var/lib/fleetpatch").stdout.split() == ["state.json", moved.rsplit("/", 1)[-1]]

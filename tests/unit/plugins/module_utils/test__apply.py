@@ -8,6 +8,7 @@ whatever it started. FLEETPATCH_CRASH_AT is not used here (it SIGKILLs the proce
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.server
 import json
 import os
@@ -292,13 +293,28 @@ def test_wrong_sha256_is_refused(fpdemo_host, host):
     assert (linked(fp), answers(fp), releases(fp), leftovers(fp)) == ("releases/7.0.26", "7.0.26", ["7.0.26"], [])
 
 
-def test_wrong_sha256_leaves_no_journal(fpdemo_host, host):
+@pytest.mark.parametrize("existing", [None, b'{"format": 1, "applied": []}'], ids=["no-state-file", "state-file"])
+@pytest.mark.parametrize("artifact", ["wrong-sha256", "truncated-own-sha256"])
+def test_a_refused_artifact_leaves_the_state_file_as_it_was(fpdemo_host, host, tmp_path, existing, artifact):
     fp = prepare(fpdemo_host, "7.0.26", start=False)
     params = apply_params(fp, artifact_sha256="0" * 64)
+    if artifact == "truncated-own-sha256":  # only the unpack, after the journal was written, finds it out
+        good = fp.built["7.0.28"].path.read_bytes()
+        truncated = tmp_path / "truncated.tar.gz"
+        truncated.write_bytes(good[: len(good) // 2])
+        params = apply_params(fp, artifact_path=str(truncated), artifact_sha256=hashlib.sha256(truncated.read_bytes()).hexdigest())
+    if existing is not None:
+        os.makedirs(os.path.dirname(params["state_file"]))
+        with open(params["state_file"], "wb") as handle:
+            handle.write(existing)
     with pytest.raises(PatchError):
         apply_patch(params, host, False)
-    state = read_state(params)
-    assert state is None or state["journal"] is None, state["journal"]
+    assert state_bytes(params) == existing
+    if existing is None:
+        assert not os.path.exists(os.path.dirname(params["state_file"]))  # not even the directory made for it
+    else:
+        assert os.listdir(os.path.dirname(params["state_file"])) == ["state.json"]
+    assert (linked(fp), releases(fp), leftovers(fp)) == ("releases/7.0.26", ["7.0.26"], [])
 
 
 def test_restart_class_patch(fpdemo_host, host):
@@ -328,7 +344,7 @@ def test_hot_patch_across_abi_is_reverted(fpdemo_host, host):
         "reverted": {"op": "apply", "patch": PATCH, "component": "fpdemo", "class": "hot", "from": "7.0.27", "to": "8.0.17",
                      "step": "activated", "owner": None},
     }
-    assert read_state(params) == empty_state()
+    assert read_state(params) is None  # reverted: the host had no state file, and has none
     assert (linked(fp), answers(fp), fp.pid()) == ("releases/7.0.27", "7.0.27", pid)
     assert releases(fp) == ["7.0.27", "8.0.17"]  # the unpacked release stays: a later restart-class run reuses it
     assert leftovers(fp) == []
@@ -490,14 +506,17 @@ def test_recovery_without_the_starting_release(fpdemo_host, host):
     assert (linked(fp), answers(fp)) == ("releases/7.0.28", "7.0.28")
 
 
-def test_recovery_without_a_starting_release_at_all(fpdemo_host, host):
+def test_a_journal_without_its_starting_release_is_damage_and_kept(fpdemo_host, host):
     fp = prepare(fpdemo_host, "7.0.28", start=False)
     params = rollback_params(fp)
-    entry = {"op": "rollback", "patch": None, "step": "journaled"}
+    entry = {"op": "rollback", "patch": None, "component": "fpdemo", "class": "hot", "to": "7.0.26", "step": "journaled", "started": STARTED}
     write_journal(params, entry)
+    before = state_bytes(params)
     with pytest.raises(PatchError) as caught:
         rollback_patch(params, host, False)
-    assert str(caught.value) == "an interrupted rollback of None cannot be reverted: its starting release None is not installed"
+    assert str(caught.value) == (f"state file {params['state_file']}: journal.from is missing; "
+                                 "the file is left as it is (damaged_state=move_aside moves it aside and starts afresh)")
+    assert state_bytes(params) == before
 
 
 # --- rollback ------------------------------------------------------------------------------------------------------
@@ -599,7 +618,7 @@ def test_rollback_that_fails_is_reverted(fpdemo_host, host):
     assert str(caught.value) == (f"rollback of fpdemo to 7.0.27 failed: the service does not answer 7.0.27 "
                                  f"(restart_command {FAILING!r} exited 1: no luck); the host was returned to 8.0.17")
     assert caught.value.details["reverted"]["step"] == "switched"
-    assert read_state(params) == empty_state()
+    assert read_state(params) is None  # reverted: the host had no state file, and has none
     assert (linked(fp), answers(fp), fp.pid()) == ("releases/8.0.17", "8.0.17", pid)
 
 
@@ -641,3 +660,65 @@ def test_rollback_rerun_keeps_what_was_rolled_back(fpdemo_host, host):
     assert read_state(params)["components"]["fpdemo"]["rolled_back_from"] == "7.0.28"
     assert [(entry["from"], entry["to"]) for entry in read_state(params)["rollbacks"]] == [("7.0.28", "7.0.26")]
     assert result["previous"] == "7.0.28"
+
+
+# --- a damaged state file ------------------------------------------------------------------------------------------
+
+DAMAGED = b'{"format": 1, "components": {"fpdemo": {"version": 5, "previous": null}}}'
+
+
+def damage(params):
+    os.makedirs(os.path.dirname(params["state_file"]), exist_ok=True)
+    with open(params["state_file"], "wb") as handle:
+        handle.write(DAMAGED)
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+@pytest.mark.parametrize("operation", ["apply", "rollback"])
+def test_a_damaged_state_file_is_refused_and_kept(fpdemo_host, host, operation, check_mode):
+    fp = prepare(fpdemo_host, "7.0.26", "7.0.28", current="7.0.28" if operation == "rollback" else None)
+    params = apply_params(fp) if operation == "apply" else rollback_params(fp, to="7.0.26")
+    damage(params)
+    run = apply_patch if operation == "apply" else rollback_patch
+    with pytest.raises(PatchError) as caught:
+        run(params, host, check_mode)
+    assert str(caught.value) == (f"state file {params['state_file']}: components.fpdemo.version is 5, expected a string; the file is "
+                                 "left as it is (damaged_state=move_aside moves it aside and starts afresh)")
+    assert state_bytes(params) == DAMAGED
+    assert os.listdir(os.path.dirname(params["state_file"])) == ["state.json"]
+    current = "7.0.28" if operation == "rollback" else "7.0.26"
+    assert (linked(fp), answers(fp)) == (f"releases/{current}", current)
+
+
+def test_move_aside_asks_for_the_artifact_first_then_moves_and_applies(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.26")
+    params = apply_params(fp, with_artifact=False, damaged_state="move_aside")
+    damage(params)
+    error = f"state file {params['state_file']}: components.fpdemo.version is 5, expected a string"
+    # check mode and the artifact request write nothing, so they move nothing
+    assert apply_patch(params, host, True) == apply_result(state_error=error)
+    assert apply_patch(params, host, False) == apply_result(needs_artifact=True, state_error=error)
+    assert state_bytes(params) == DAMAGED
+
+    result = apply_patch(apply_params(fp, damaged_state="move_aside"), host, False)
+    moved = result.pop("state_moved_to")
+    assert result == apply_result(state_error=error)
+    assert re.fullmatch(re.escape(params["state_file"]) + r"\.damaged-\d{8}T\d{6}Z", moved)
+    with open(moved, "rb") as handle:
+        assert handle.read() == DAMAGED
+    assert_state(params, applied_state())
+    assert (linked(fp), answers(fp)) == ("releases/7.0.28", "7.0.28")
+    # the next run reads the new file
+    assert apply_patch(apply_params(fp, damaged_state="move_aside"), host, False) == apply_result(changed=False, diff=diff("7.0.28", "7.0.28"))
+
+
+def test_move_aside_moves_nothing_when_the_apply_is_refused(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.28", start=False)
+    params = apply_params(fp, version="7.0.27", damaged_state="move_aside")
+    damage(params)
+    with pytest.raises(PatchError) as caught:
+        apply_patch(params, host, False)
+    assert caught.value.details == {"installed": "7.0.28",
+                                    "state_error": f"state file {params['state_file']}: components.fpdemo.version is 5, expected a string"}
+    assert os.listdir(os.path.dirname(params["state_file"])) == ["state.json"]
+    assert state_bytes(params) == DAMAGED

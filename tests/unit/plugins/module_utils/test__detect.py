@@ -134,6 +134,7 @@ def test_detect_reports_affected_and_fixed(host, install, tmp_path, affected, fi
         "applied": [],
         "deferred": [],
         "interrupted": None,
+        "state_error": None,
     }
 
 
@@ -150,32 +151,46 @@ def test_a_version_outside_the_grammar_is_reported_unless_compared(host):
 
 
 def test_detect_reads_the_state_file(host, install, tmp_path):
+    journal = {"op": "apply", "patch": "FP-2", "component": "fpdemo", "class": "hot", "from": "7.0.26", "to": "7.0.28",
+               "step": "switched", "started": "2026-11-22T03:10:00Z"}
     state = {
         "format": 1,
         "components": {"fpdemo": {"version": "7.0.26", "previous": None}},
-        "applied": [{"patch": "FP-1", "component": "fpdemo", "version": "7.0.26"}, {"patch": "FP-X", "component": "other", "version": "1.0"}],
-        "deferred": [{"patch": "FP-2", "reason": "outside maintenance window", "until": "2026-11-28T01:00:00Z"}],
-        "journal": {"op": "apply", "patch": "FP-2", "step": "switched"},
+        "applied": [{"patch": "FP-1", "component": "fpdemo", "version": "7.0.26", "at": "2026-11-20T03:10:00Z"},
+                    {"patch": "FP-X", "component": "other", "version": "1.0", "from": "0.9", "at": "2026-11-21T03:10:00Z"}],
+        "deferred": [{"patch": "FP-2", "reason": "outside maintenance window", "until": "2026-11-28T01:00:00Z", "at": "2026-11-21T03:10:00Z"}],
+        "journal": journal,
     }
     (tmp_path / "state.json").write_text(json.dumps(state), encoding="utf-8")
     result = detect(params(install_dir=str(install), state_file=str(tmp_path / "state.json")), host)
     assert result["applied"] == [state["applied"][0]]
     assert result["deferred"] == state["deferred"]
-    assert result["interrupted"] == state["journal"]
+    assert result["interrupted"] == journal
+    assert result["state_error"] is None
 
 
 @pytest.mark.parametrize(
-    ("content", "message"),
+    ("content", "error"),
     [
-        ("{broken", "cannot be read: Expecting property name enclosed in double quotes"),
-        ("[]", "has format 'list'; this fleetpatch reads format 1"),
-        ('{"format": 2}', "has format 2; this fleetpatch reads format 1"),
+        ("{broken", "state file {path} is not JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+        ("[]", "state file {path} is not a JSON object: it holds an array"),
+        ('{"format": 2}', "state file {path} has format 2; this fleetpatch reads format 1"),
+        ('{"format": 1, "components": {"fpdemo": {"version": 5, "previous": null}}}',
+         "state file {path}: components.fpdemo.version is 5, expected a string"),
+        ("directory", "state file {path} cannot be read: Is a directory"),
     ],
 )
-def test_detect_rejects_a_damaged_state_file(host, install, tmp_path, content, message):
-    (tmp_path / "state.json").write_text(content, encoding="utf-8")
-    with pytest.raises(PatchError, match=message):
-        detect(params(install_dir=str(install), state_file=str(tmp_path / "state.json")), host)
+def test_a_damaged_state_file_does_not_hide_the_version(host, install, tmp_path, content, error):
+    path = tmp_path / "state.json"
+    if content == "directory":
+        path.mkdir()
+    else:
+        path.write_text(content, encoding="utf-8")
+    result = detect(params(install_dir=str(install), affected=">=7.0.0,<7.0.28", state_file=str(path)), host)
+    assert result == {
+        "component": "fpdemo", "strategy": "current_link", "version": "7.0.26", "affected": True, "fixed": None,
+        "applied": None, "deferred": None, "interrupted": None, "state_error": error.format(path=path),
+    }
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import time
 import pytest
 
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._lease import check_lease, describe_lease, set_lease, state_lock
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._lease import check_lease, describe_lease, lock_file, set_lease, state_lock
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import empty_state, save_state
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -108,13 +109,23 @@ def test_owner_is_required(tmp_path):
         set_lease(params(tmp_path / "state.json", owner=" "), None, False)
 
 
+def test_the_state_lock_is_kept_away_from_the_state_file(tmp_path):
+    """The lock file is in the system's lock directory: a call that changes nothing leaves nothing beside the state."""
+    state_file = tmp_path / "fleetpatch" / "state.json"
+    with state_lock(str(state_file), timeout=1):
+        assert os.path.exists(lock_file(str(state_file)))
+    assert not state_file.parent.exists()
+    assert lock_file(str(state_file)) == lock_file(str(tmp_path / "fleetpatch" / ".." / "fleetpatch" / "state.json"))
+    assert lock_file(str(state_file)) != lock_file(str(tmp_path / "other" / "state.json"))
+
+
 def test_the_state_lock_keeps_a_second_call_out_until_the_first_ends(tmp_path):
-    """A real second process holds the lock: this one waits, then fails naming the directory; once it ends, it gets in."""
+    """A real second process holds the lock: this one waits, then fails naming the state file; once it ends, it gets in."""
     state_file = tmp_path / "fleetpatch" / "state.json"
     holder = subprocess.Popen(
         [sys.executable, "-c", (
-            "import fcntl, os, sys, time; os.makedirs(sys.argv[1], exist_ok=True); fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY); "
-            "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(30)"), str(state_file.parent)],
+            "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(30)"), lock_file(str(state_file))],
         stdout=subprocess.PIPE, text=True,
     )
     try:
@@ -124,8 +135,7 @@ def test_the_state_lock_keeps_a_second_call_out_until_the_first_ends(tmp_path):
             with state_lock(str(state_file), timeout=0.5):
                 pytest.fail("the lock was taken while another process held it")
         assert time.monotonic() - started >= 0.5
-        assert str(caught.value) == (f"cannot lock the state directory {state_file.parent}: another fleetpatch operation on this host "
-                                     "held it for 0.5 s")
+        assert str(caught.value) == f"cannot lock the state file {state_file}: another fleetpatch operation on this host held it for 0.5 s"
     finally:
         holder.kill()
         holder.wait()

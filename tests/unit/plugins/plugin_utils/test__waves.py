@@ -211,6 +211,7 @@ def test_excluded_with_reasons():
         "old": host("r", version="6.9.9"),
         "unreachable": host("r", detect={"unreachable": True, "msg": "Failed to connect to the host via ssh: timed out"}),
         "failed": host("r", detect={"failed": True, "msg": "no fpdemo found"}),
+        "damaged": host("r", detect={"version": "7.0.28", "interrupted": None, "state_error": "state file /s.json has no format field"}),
         "skipped": host("r", detect={"skipped": True}),
         "not-run": {"region": "r"},
         "report-row": {"region": "r", "version": "unknown"},
@@ -221,6 +222,7 @@ def test_excluded_with_reasons():
     result = plan(hosts, NO_CANARY)
     assert names(result) == [("r", ["from-report", "patched"])]
     assert [(entry["host"], entry["reason"], entry["detail"]) for entry in result["excluded"]] == [
+        ("damaged", "unknown", "state file unusable: 'state file /s.json has no format field'"),
         ("failed", "unknown", "detection failed: 'no fpdemo found'"),
         ("fixed", "fixed", "runs 7.0.28, at or above the fixed version 7.0.28"),
         ("garbage", "unknown", "detected version 'seven' is not a version"),
@@ -231,7 +233,7 @@ def test_excluded_with_reasons():
         ("skipped", "unknown", "detection was skipped"),
         ("unreachable", "unknown", "unreachable: 'Failed to connect to the host via ssh: timed out'"),
     ]
-    assert result["summary"]["excluded"] == {"fixed": 2, "not_affected": 1, "unknown": 6, "quorum": 0}
+    assert result["summary"]["excluded"] == {"fixed": 2, "not_affected": 1, "unknown": 7, "quorum": 0}
 
 
 @pytest.mark.parametrize(("detected", "planned_at", "excluded"), [
