@@ -17,7 +17,7 @@ from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._approvals impo
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._secrets import vault_plaintexts, vaulted
 
 MODULE = "fleetpatch.rollout.audit_event"
-KINDS = ("approval", "plan", "wave_start", "wave_end", "gate", "rollback", "verified", "note")
+KINDS = ("approval", "plan", "wave_start", "wave_end", "gate", "rollback", "verified", "lock", "note")
 
 ARGUMENT_SPEC = {
     "kind": {"type": "str", "required": True, "choices": list(KINDS)},
@@ -95,8 +95,7 @@ class ActionModule(ActionBase):
         host = None if self._task.run_once else task_vars.get("inventory_hostname")
         record = _audit.make_record(kind, sink["run_id"], context, host=host, data=data, secret=vaulted, plaintexts=vault_plaintexts(task_vars))
         try:
-            key = _audit.read_key(sink["key_file"]) if sink.get("key_file") else None
-            written = _audit.AuditLog(sink["log"], key=key, head=sink.get("head")).append(record)
+            written = _audit.append_to_sink(sink, record)
         except _audit.AuditError as exc:
             raise AnsibleActionFail(f"{MODULE}: the audit log cannot be written, so the rollout stops here: {exc}") from None
         result.update(changed=False, audit={

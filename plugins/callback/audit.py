@@ -88,7 +88,7 @@ import uuid
 
 from ansible.plugins.callback import CallbackBase
 
-from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _audit
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _audit, _fleet_lock
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._secrets import vault_plaintexts, vaulted
 
 EVENT_ACTION = "fleetpatch.rollout.audit_event"
@@ -217,8 +217,22 @@ class CallbackModule(CallbackBase):
     def v2_playbook_on_stats(self, stats):
         self._start_run()
         summary = {host: stats.summarize(host) for host in sorted(stats.processed)}
+        self._release_fleet_lock()
         self._write("run_end", data={"stats": summary, "records_dropped": self._sink["dropped"] if self._sink else 0})
         _audit.publish_sink(None)
+
+    def _release_fleet_lock(self):
+        """Free the fleet lock (fleetpatch.rollout.fleet_lock) when this run still holds it: a failed run ends too."""
+        if self._log is None:
+            return
+        path = _fleet_lock.lock_path(self._log.path)
+        try:
+            released = _fleet_lock.release(path, self._run_id)
+        except _fleet_lock.FleetLockError as exc:
+            self._display.warning(f"fleetpatch.rollout.audit: the fleet lock of this run could not be released: {exc}")
+            return
+        if released:
+            self._write("lock", data={"lock": "released", "path": path, "holder": released, "by": "the run's end"})
 
     # --- task results -----------------------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ import shutil
 import signal
 
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._lease import check_lease
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._release import (
     Service,
     current_version,
@@ -129,6 +130,7 @@ def _diff(before, after):
 def apply_patch(store, params, host, check_mode):
     """Apply the release ``params['version']`` of ``params['component']``; the module's result."""
     state = store.state
+    check_lease(state, params.get("owner"), store.path)
     service = Service(host, params)
     target = params["version"]
     result = {"changed": False, "patch": params["patch_id"], "component": params["component"], "version": target}
@@ -188,7 +190,7 @@ def _switch_to(store, params, service, current, needs_unpack, result):
     target = params["version"]
     state["journal"] = {
         "op": "apply", "patch": params["patch_id"], "component": params["component"], "class": params["patch_class"],
-        "from": current, "to": target, "step": None, "started": utc_now(),
+        "from": current, "to": target, "step": None, "started": utc_now(), "owner": params.get("owner"),
     }
     _step(store, "journaled")
     if needs_unpack:
@@ -229,6 +231,7 @@ def _switch_to(store, params, service, current, needs_unpack, result):
 def rollback_patch(store, params, host, check_mode):
     """Return ``params['component']`` to the release it ran before (or ``params['to']``); the module's result."""
     state = store.state
+    check_lease(state, params.get("owner"), store.path)
     service = Service(host, params)
     component = params["component"]
     result = {"changed": False, "component": component}
@@ -268,7 +271,7 @@ def rollback_patch(store, params, host, check_mode):
         return result
     state["journal"] = {
         "op": "rollback", "patch": params["patch_id"], "component": component, "class": params["patch_class"],
-        "from": current, "to": target, "step": None, "started": utc_now(),
+        "from": current, "to": target, "step": None, "started": utc_now(), "owner": params.get("owner"),
     }
     _step(store, "journaled")
     switch_current(params["install_dir"], target)

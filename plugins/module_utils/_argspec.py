@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import DAMAGED_STATE_CHOICES
 
-__all__ = ["SERVICE_ARGSPEC", "SERVICE_REQUIRED_IF", "STATE_FILE_ARGSPEC", "STATE_WRITER_ARGSPEC", "PATCH_CLASSES", "missing_options"]
+__all__ = ["SERVICE_ARGSPEC", "SERVICE_REQUIRED_IF", "STATE_FILE_ARGSPEC", "STATE_WRITER_ARGSPEC", "OWNER_ARGSPEC", "PATCH_CLASSES", "missing_options"]
 
 PATCH_CLASSES = ("hot", "restart")
 
@@ -26,11 +26,17 @@ STATE_WRITER_ARGSPEC = {
     "damaged_state": {"type": "str", "choices": list(DAMAGED_STATE_CHOICES), "default": "refuse"},
 }
 
+# The run whose lock the call works under (documented by the doc fragment fleetpatch.rollout.lease).
+OWNER_ARGSPEC = {
+    "owner": {"type": "str"},
+}
+
 SERVICE_ARGSPEC = {
     "manifest": {"type": "path"},
     "component": {"type": "str"},
     "install_dir": {"type": "path", "default": "/srv/fpdemo"},
     **STATE_WRITER_ARGSPEC,
+    **OWNER_ARGSPEC,
     "patch_class": {"type": "str", "choices": list(PATCH_CLASSES), "default": "hot", "aliases": ["class"]},
     "reload_command": {"type": "list", "elements": "str"},
     "reload_signal": {"type": "str"},

@@ -11,6 +11,7 @@ apply of that patch removes it.
 from __future__ import annotations
 
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._lease import check_lease
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import utc_now, with_state_file
 
 __all__ = ["record_deferral"]
@@ -29,6 +30,7 @@ def _record(store, params, host, check_mode):
     """The deferral recorded in ``store`` (``params['reason']`` already checked)."""
     del host  # nothing to run: the state file is all it touches
     state = store.state
+    check_lease(state, params.get("owner"), store.path)
     reason = params["reason"]
     wanted = {"patch": params["patch_id"], "reason": reason, "until": params.get("deferred_until")}
     before = [entry for entry in state["deferred"] if entry.get("patch") == params["patch_id"]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._argspec import missing_options
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._host import ModuleHost
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._lease import state_lock
 
 __all__ = ["run_operation"]
 
@@ -18,12 +19,18 @@ def run_operation(module, operation, required):
     """Check the ``required`` options, run ``operation(params, host, check_mode)``, and end the module with its result.
 
     A :class:`PatchError` becomes ``fail_json`` with its details; the diff is returned only with ``--diff``.
+    A module with a state file runs the operation under the host's state lock (outside check mode, which writes
+    nothing), so that no other fleetpatch call on the host runs at the same time.
     """
     problem = missing_options(module.params, required)
     if problem:
         module.fail_json(msg=problem)
     try:
-        result = operation(module.params, ModuleHost(module), module.check_mode)
+        if module.params.get("state_file") and not module.check_mode:
+            with state_lock(module.params["state_file"]):
+                result = operation(module.params, ModuleHost(module), module.check_mode)
+        else:
+            result = operation(module.params, ModuleHost(module), module.check_mode)
     except PatchError as exc:
         module.fail_json(msg=str(exc), **exc.details)
     if not module._diff:

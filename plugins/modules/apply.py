@@ -33,6 +33,7 @@ extends_documentation_fragment:
   - fleetpatch.rollout.attributes
   - fleetpatch.rollout.attributes.state_changing
   - fleetpatch.rollout.service
+  - fleetpatch.rollout.lease
 attributes:
   action:
     support: full

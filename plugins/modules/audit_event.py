@@ -53,9 +53,11 @@ options:
       - What happened.
       - V(plan) records the wave plan before the first wave, with the windows it overrides (and on whose
         decision) and the hosts it defers; pass them in O(data).
+      - V(lock) records host locks taken from other runs (M(fleetpatch.rollout.lock)); the fleet lock's own
+        records are written by M(fleetpatch.rollout.fleet_lock).
     type: str
     required: true
-    choices: [approval, plan, wave_start, wave_end, gate, rollback, verified, note]
+    choices: [approval, plan, wave_start, wave_end, gate, rollback, verified, lock, note]
   approved_by:
     description:
       - Who approved the patch. Required with O(kind=approval), given here or by C(fleetpatch_approved_by).

@@ -20,6 +20,7 @@ extends_documentation_fragment:
   - fleetpatch.rollout.attributes
   - fleetpatch.rollout.attributes.state_changing
   - fleetpatch.rollout.service.state_writer
+  - fleetpatch.rollout.lease
 options:
   patch_id:
     description:
@@ -69,7 +70,7 @@ state_moved_to:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._argspec import STATE_WRITER_ARGSPEC
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._argspec import OWNER_ARGSPEC, STATE_WRITER_ARGSPEC
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._defer import record_deferral
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._runner import run_operation
 
@@ -81,6 +82,7 @@ def main():
             "reason": {"type": "str", "required": True},
             "deferred_until": {"type": "str"},
             **STATE_WRITER_ARGSPEC,
+            **OWNER_ARGSPEC,
         },
         supports_check_mode=True,
     )

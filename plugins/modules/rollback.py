@@ -23,6 +23,7 @@ extends_documentation_fragment:
   - fleetpatch.rollout.attributes
   - fleetpatch.rollout.attributes.state_changing
   - fleetpatch.rollout.service
+  - fleetpatch.rollout.lease
 options:
   to:
     description:

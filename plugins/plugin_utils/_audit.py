@@ -37,7 +37,7 @@ import time
 
 __all__ = [
     "ACTOR_VARS", "AuditError", "AuditLog", "CONTEXT_VARS", "FORMAT", "GENESIS", "KINDS", "NO_LOG_TEXT", "REDACTED",
-    "SINK_ENV", "canonical", "context_from_vars", "current_sink", "publish_sink", "format_report", "make_record", "merge_context", "read_key", "record_hash",
+    "SINK_ENV", "append_to_sink", "canonical", "context_from_vars", "current_sink", "publish_sink", "format_report", "make_record", "merge_context", "read_key", "record_hash",
     "record_hmac", "scrub", "task_data", "utc_now", "verify",
 ]
 
@@ -404,6 +404,15 @@ def current_sink():
     except ValueError:
         return None
     return sink if isinstance(sink, dict) and sink.get("log") and sink.get("run_id") else None
+
+
+def append_to_sink(sink, record):
+    """Append ``record`` to the log of ``sink`` (as :func:`current_sink` returns it), with its key; what was written.
+
+    Raises :class:`AuditError` when the key cannot be read or the record cannot be written.
+    """
+    key = read_key(sink["key_file"]) if sink.get("key_file") else None
+    return AuditLog(sink["log"], key=key, head=sink.get("head")).append(record)
 
 
 def _read_head(path, key):

@@ -231,8 +231,20 @@ def test_killed_mid_wave_a_rerun_patches_the_rest_and_changes_only_the_unfinishe
     killed_wave = max(first_plan[name] for name in finished)
     assert killed_wave > 1 and {name for name in unfinished if first_plan[name] == killed_wave}, (first_plan, finished)  # mid-wave
 
-    rerun = ansible(ROLLOUT, inventory, extravars=extravars, env=audit_env(tmp_path))
+    # The killed run still holds the fleet lock and its hosts: a re-run is refused, names it, and changes nothing.
+    before = {name: (version_or_none(fleet, name), host_state(fleet, name)) for name in affected}
+    refused = ansible(ROLLOUT, inventory, extravars=extravars, env=audit_env(tmp_path))
+    assert refused.returncode != 0
+    assert f"pid {first.pid} on " in once(refused, "Take the fleet lock (a held one is refused with its holder named)")["msg"]
+    assert f"its process {first.pid} no longer runs. If that run is gone, take its lock over" in refused.stdout
+    assert {name: (version_or_none(fleet, name), host_state(fleet, name)) for name in affected} == before
+
+    rerun = ansible(ROLLOUT, inventory, extravars={**extravars, "fleetpatch_take_over_lock": True}, env=audit_env(tmp_path))
     assert rerun.returncode == 0, rerun.stdout[-6000:]
+    (taken,) = [record for record in audit_records(tmp_path, "lock") if record["data"]["lock"] == "taken over"]
+    assert taken["data"]["previous"]["pid"] == first.pid
+    (hosts_taken,) = [record for record in audit_records(tmp_path, "lock") if record["data"].get("taken_over")]
+    assert set(hosts_taken["data"]["taken_over"]) == set(affected) | {spec.name for spec in layout}  # every host in scope was locked
     assert set(versions(fleet, [spec.name for spec in layout]).values()) == {"7.0.28"}
     plan = once(rerun, "Plan the waves")["ansible_facts"]["fleetpatch_plan"]
     assert {entry["host"] for wave in plan["waves"] for entry in wave["hosts"]} == unfinished
@@ -244,6 +256,101 @@ def test_killed_mid_wave_a_rerun_patches_the_rest_and_changes_only_the_unfinishe
     for name in affected:
         state = host_state(fleet, name)
         assert state["journal"] is None and [entry["version"] for entry in state["applied"]] == ["7.0.28"], (name, state)
+
+
+def fleet_lock(tmp_path):
+    """The fleet lock file of audit_env(tmp_path)'s trail, parsed; None before any run took it."""
+    path = tmp_path / "audit" / "audit.jsonl.fleet-lock"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def audit_verifies(tmp_path):
+    """bin/fleetpatch-audit verify on the trail of audit_env(tmp_path): (exit code, output)."""
+    result = subprocess.run([sys.executable, str(REPO / "bin" / "fleetpatch-audit"), "verify", str(tmp_path / "audit" / "audit.jsonl")],
+                            capture_output=True, text=True, check=False)
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_a_second_rollout_started_a_second_later_is_refused_naming_the_first_which_completes(fleet, ansible, tmp_path):
+    """Two identical rollouts on one controller and one audit trail, the second started one second after the first
+    (and not before the first holds the fleet lock, so that the order is the test's, not the machine's load's): the
+    second is refused at once, names the first, and changes nothing; the first patches every host exactly once."""
+    names = ["l1", "l2", "l3", "l4"]
+    fleet.add([HostSpec(name=name, version="7.0.26", region="eu-west") for name in names])
+    inventory = fleet.write_inventory()
+    manifest = manifests.write(tmp_path, fleet.artifact("7.0.28"), urgency="emergency")
+    extravars = rollout_vars(manifest, fleetpatch_policy=EMERGENCY)
+    command = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(ROLLOUT), "-e", json.dumps(extravars)]
+    log = tmp_path / "first.log"
+    with log.open("wb") as output:
+        first = subprocess.Popen(command, env={**ansible.env, **audit_env(tmp_path)}, stdout=output, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+        try:
+            started = time.monotonic()
+            while not (fleet_lock(tmp_path) or {}).get("holder") or time.monotonic() - started < 1:
+                assert first.poll() is None and time.monotonic() - started < 120, log.read_text(encoding="utf-8")[-3000:]
+                time.sleep(0.05)
+            second = ansible(ROLLOUT, inventory, extravars=extravars, env=audit_env(tmp_path))
+            assert first.poll() is None, "the first rollout ended before the second was refused: the test proves nothing"
+            assert first.wait(timeout=600) == 0, log.read_text(encoding="utf-8")[-6000:]
+        finally:
+            if first.poll() is None:
+                os.killpg(first.pid, signal.SIGKILL)
+                first.wait()
+
+    assert second.returncode != 0
+    refusal = once(second, "Take the fleet lock (a held one is refused with its holder named)")
+    assert re.fullmatch(
+        rf"fleetpatch\.rollout\.fleet_lock: another fleetpatch run holds the fleet lock {re.escape(str(tmp_path))}/audit/audit\.jsonl\.fleet-lock: "
+        rf"bob for FP-2025-14847 since \S+Z, pid {first.pid} on \S+ \(run [0-9a-f]{{32}}\); it is still running: wait for it to end",
+        refusal["msg"]), refusal["msg"]
+    assert all(stats["changed"] == 0 for stats in second.stats.values()), second.stats
+    assert "Detect what every host runs" not in second.stdout  # refused before it read any host
+
+    assert versions(fleet, names) == dict.fromkeys(names, "7.0.28")
+    for name in names:
+        state = host_state(fleet, name)
+        assert [entry["version"] for entry in state["applied"]] == ["7.0.28"] and state["journal"] is None, (name, state)
+        assert state["lease"] is None, (name, state)  # released at the end
+    approved_runs = {record["run_id"] for record in audit_records(tmp_path, "approval")}
+    assert len(approved_runs) == 2  # both runs were approved; only one held the lock
+    (acquired,) = [record for record in audit_records(tmp_path, "lock") if record["data"]["lock"] == "acquired"]
+    (released,) = [record for record in audit_records(tmp_path, "lock") if record["data"]["lock"] == "released"]
+    assert acquired["run_id"] == released["run_id"] and acquired["data"]["holder"]["pid"] == first.pid
+    assert fleet_lock(tmp_path) == {"format": 1, "holder": None, "ended": [acquired["run_id"]]}
+    assert audit_verifies(tmp_path)[0] == 0, audit_verifies(tmp_path)[1]
+
+
+def test_a_host_locked_by_another_run_stops_the_rollout_before_anything_changes(fleet, ansible, tmp_path):
+    """A run from another controller (another audit trail) holds one host: the rollout is refused naming it, no host
+    changes, and the locks it took on the other hosts are released. Taking the lock over lets it run, recorded."""
+    names = ["m1", "m2", "m3"]
+    fleet.add([HostSpec(name=name, version="7.0.26", region="eu-west") for name in names])
+    inventory = fleet.write_inventory()
+    foreign = ansible("lock.yml", inventory, limit="m2", extravars={"fp_owner": "run-elsewhere", "fp_holder": "dave"})
+    assert foreign.returncode == 0, foreign.stdout[-3000:]
+    manifest = manifests.write(tmp_path, fleet.artifact("7.0.28"), urgency="emergency")
+
+    refused = ansible(ROLLOUT, inventory, extravars=rollout_vars(manifest, fleetpatch_policy=EMERGENCY), env=audit_env(tmp_path))
+    assert refused.returncode != 0
+    message = once(refused, "Refuse, naming the other run")["msg"]
+    assert re.fullmatch(r"m2: this host is locked by another fleetpatch run: dave for FP-2025-14847 since \S+Z, from ctl-elsewhere "
+                        r"\(run run-elsewhere\); nothing was changed\. Wait for that run to end; if it is gone \(killed\), re-run the rollout "
+                        r"with take-over of its lock", message), message
+    assert versions(fleet, names) == dict.fromkeys(names, "7.0.26")
+    assert {name: host_state(fleet, name)["lease"] for name in ("m1", "m3")} == {"m1": None, "m3": None}
+    assert host_state(fleet, "m2")["lease"]["owner"] == "run-elsewhere"
+    assert fleet_lock(tmp_path)["holder"] is None
+
+    taken = ansible(ROLLOUT, inventory, extravars=rollout_vars(manifest, fleetpatch_policy=EMERGENCY, fleetpatch_take_over_lock=True),
+                    env=audit_env(tmp_path))
+    assert taken.returncode == 0, taken.stdout[-6000:]
+    assert versions(fleet, names) == dict.fromkeys(names, "7.0.28")
+    records = [r for r in audit_records(tmp_path, "lock") if r["data"].get("taken_over")]
+    assert [(r["data"]["taken_over"], r["data"]["previous"][0]["owner"], r["data"]["previous"][0]["holder"]) for r in records] == [
+        (["m2"], "run-elsewhere", "dave")]
+    assert all(host_state(fleet, name)["lease"] is None for name in names)
+    assert audit_verifies(tmp_path)[0] == 0
 
 
 # 2026-03-03T01:30Z is a Tuesday, 02:30 in Berlin: a Tuesday 02:00-06:00 Berlin window is open (until 05:00Z), a

@@ -342,7 +342,7 @@ def test_hot_patch_across_abi_is_reverted(fpdemo_host, host):
     assert caught.value.details == {
         "running": "7.0.27",
         "reverted": {"op": "apply", "patch": PATCH, "component": "fpdemo", "class": "hot", "from": "7.0.27", "to": "8.0.17",
-                     "step": "activated"},
+                     "step": "activated", "owner": None},
     }
     assert read_state(params) is None  # reverted: the host had no state file, and has none
     assert (linked(fp), answers(fp), fp.pid()) == ("releases/7.0.27", "7.0.27", pid)
