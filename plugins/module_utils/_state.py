@@ -86,7 +86,7 @@ _JOURNAL = {
     "step": (_one_of(*JOURNAL_STEPS, null=True), True), "started": (_TEXT, True), "owner": (_TEXT_OR_NULL, False),
 }
 _LEASE = {
-    "owner": (_TEXT, True), "holder": (_TEXT, True), "patch": (_TEXT, True), "since": (_TEXT, True),
+    "owner": (_TEXT, True), "holder": (_TEXT_OR_NULL, True), "patch": (_TEXT_OR_NULL, True), "since": (_TEXT, True),
     "job": (_TEXT_OR_NULL, False), "controller": (_TEXT_OR_NULL, False),
 }
 

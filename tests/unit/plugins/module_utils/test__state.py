@@ -95,9 +95,10 @@ def full_state():
     {**full_state(), "journal": {**JOURNAL, "step": None, "owner": None}, "lease": None},
     {**full_state(), "journal": {**JOURNAL, "op": "rollback", "patch": None, "class": "restart"}},
     {**full_state(), "lease": {"owner": "run-1", "holder": "bob", "patch": "FP-1", "since": AT}},
+    {**full_state(), "lease": {"owner": "run-1", "holder": None, "patch": None, "since": AT}},  # a lock taken outside a rollout
     {"format": 1, "components": {}, "applied": [], "deferred": [], "journal": None},  # before rollbacks were recorded
     {"format": 1},
-], ids=["everything", "nulls", "rollback-journal", "lease-without-options", "older-file", "format-only"])
+], ids=["everything", "nulls", "rollback-journal", "lease-without-options", "lease-unnamed", "older-file", "format-only"])
 def test_every_shape_fleetpatch_writes_is_accepted(state):
     assert state_problems(state) == []
 
