@@ -31,7 +31,25 @@ sees what was not compared.
 
 A probe marked ``vulnerability`` proves the fixed vulnerability is gone (for fpdemo, a checker that sends the
 over-long-length request and looks for foreign bytes): it runs once, at the start, and any failed sample makes
-the host ``vulnerable``.
+the host ``vulnerable``: unhealthy at once, whatever the rounds say.
+
+Rounds and the verdict (:class:`Rounds`). Every round is judged on its own. A round that breaks a threshold is a
+*breach*; the verdict fails only when a breach persists, as Argo Rollouts' ``failureLimit`` and Flagger's
+``threshold`` make an analysis fail only after repeated failed measurements:
+
+* ``consecutive_failures`` (N, default 3) breaching rounds in a row fail the host, and the soak stops there.
+  With N = 1 the first breaching round fails it (no tolerance for a noisy moment).
+* A breach still open when the soak's time is up is followed up: rounds go on, on the same schedule, until it
+  either reaches N rounds in a row (fails) or a round passes (it was transient). So a check of one round
+  (``soak`` 0) that breaches is confirmed by up to N - 1 more rounds before it fails.
+* The whole soak: at the end, a soak in which at least half of the rounds, and at least N of them, breached
+  fails too, although no N of them were consecutive: a release that keeps flapping is broken, not noisy.
+
+Why not judge the pooled samples of the whole soak against the thresholds, as well? Pooling cannot fail a soak
+whose every round passed (a pooled error rate is a weighted mean of the rounds' rates, and a pooled nearest-rank
+percentile is at most the worst round's), so it adds a verdict only when some round breached, and then it is
+exactly the single noisy round that flips it: one failed sample in 60 breaks ``max_error_rate: 0``. The rules
+on the rounds above replace it. The pooled metrics are still what the result reports.
 """
 
 from __future__ import annotations
@@ -44,8 +62,10 @@ import time
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
 
 __all__ = [
+    "DEFAULT_CONSECUTIVE_FAILURES",
     "DEFAULT_SAMPLES",
     "LATENCY_METRICS",
+    "Rounds",
     "check_health",
     "evaluate",
     "median",
@@ -55,6 +75,7 @@ __all__ = [
 ]
 
 DEFAULT_SAMPLES = {"http": 10, "tcp": 10, "command": 1}
+DEFAULT_CONSECUTIVE_FAILURES = 3
 LATENCY_METRICS = ("p50_ms", "p95_ms", "p99_ms")
 LATENCY_PROBES = ("http", "tcp")
 DEFAULT_FLOOR_MS = 1.0
@@ -261,6 +282,79 @@ def _round(host, probes, names, samples):
     return taken
 
 
+class Rounds:
+    """The rounds of one check and the verdict the persistence rules give them (see the module's docstring).
+
+    :meth:`add` takes each round's failures (an empty list for a round that passed) and numbers them;
+    :meth:`more` says whether to take another round; :meth:`verdict` says what failed the check, if anything.
+    """
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.count = 0
+        self.breaches = []  # (round, failures) of every round that breached
+        self.streak = []  # the same for the breaching rounds in a row up to the last round
+
+    def add(self, failures):
+        """Record the next round, with its ``failures`` (each gets its ``round`` number)."""
+        self.count += 1
+        for failure in failures:
+            failure["round"] = self.count
+        if failures:
+            self.breaches.append((self.count, failures))
+            self.streak.append((self.count, failures))
+        else:
+            self.streak = []
+
+    @property
+    def persistent(self):
+        """Whether the last ``limit`` rounds all breached."""
+        return len(self.streak) >= self.limit
+
+    def more(self, time_up):
+        """Whether to take another round: none once a breach persisted; past the soak only while a breach is open."""
+        if self.persistent:
+            return False
+        return not time_up or bool(self.streak)
+
+    def verdict(self):
+        """``(failures, transient, rule)``.
+
+        ``failures`` are those of the rounds that fail the check (none when it passes), ``transient`` those of
+        the other breaching rounds, and ``rule`` names what failed it: ``consecutive`` (``limit`` rounds in a
+        row), ``prevalent`` (at least half of the rounds, and at least ``limit``) or None.
+        """
+        if self.persistent:
+            deciding, rule = self.streak, "consecutive"
+        elif len(self.breaches) >= self.limit and 2 * len(self.breaches) >= self.count:
+            deciding, rule = self.breaches, "prevalent"
+        else:
+            deciding, rule = [], None
+        numbers = {number for number, _failures in deciding}
+        failures = [failure for _number, found in deciding for failure in found]
+        transient = [failure for number, found in self.breaches if number not in numbers for failure in found]
+        return failures, transient, rule
+
+    def where(self, rule):
+        """The rounds that ``rule`` failed, as the verdict's message says them."""
+        if rule == "consecutive":
+            first, last = self.streak[0][0], self.streak[-1][0]
+            return f"round {first}" if first == last else f"rounds {first}-{last} in a row"
+        if rule == "prevalent":
+            return f"{len(self.breaches)} of {self.count} rounds breached, the first in round {self.breaches[0][0]}"
+        return None
+
+
+def _consecutive_failures(params):
+    """The ``consecutive_failures`` of ``params`` (the default when unset); PatchError when it is not 1 or more."""
+    value = params.get("consecutive_failures")
+    if value is None:
+        return DEFAULT_CONSECUTIVE_FAILURES
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PatchError(f"consecutive_failures: expected a number of rounds, 1 or more, got {value!r}", consecutive_failures=value)
+    return value
+
+
 def check_health(params, host, check_mode=False):
     """Probe ``host`` per ``params`` over the soak and judge it; the module's result.
 
@@ -271,6 +365,7 @@ def check_health(params, host, check_mode=False):
     if not probes:
         raise PatchError("probes: at least one probe is needed to judge a host's health")
     names = _names(probes)
+    limit = _consecutive_failures(params)
     thresholds = params.get("thresholds") or {}
     soak = float(params.get("soak") or 0)
     interval = max(float(params.get("interval") or 1), 0.0)
@@ -278,7 +373,7 @@ def check_health(params, host, check_mode=False):
 
     checks = [(n, p) for n, p in zip(names, probes) if p.get("vulnerability") and params.get("check_vulnerability", True)]
     vulnerable = None
-    failures = []
+    found_vulnerable = []
     if checks:
         found = _round(host, [p for _n, p in checks], [n for n, _p in checks], 1)
         vulnerable = False
@@ -286,32 +381,31 @@ def check_health(params, host, check_mode=False):
             bad = [detail for ok, _elapsed, detail in taken if not ok]
             if bad:
                 vulnerable = True
-                failures.append(_failure(name, "vulnerable", True, False, "vulnerability", f"the fixed vulnerability is still there: {bad[0]}"))
+                found_vulnerable.append(_failure(name, "vulnerable", True, False, "vulnerability", f"the fixed vulnerability is still there: {bad[0]}"))
 
     health = [(n, p) for n, p in zip(names, probes) if not p.get("vulnerability")]
     cumulative = {name: [] for name, _probe in health}
     kinds = {name: probe["type"] for name, probe in health}
-    rounds, skipped = 0, []
+    rounds, skipped = Rounds(limit), []
     soak_started = time.monotonic()
     while health:
         taken = _round(host, [p for _n, p in health], [n for n, _p in health], params.get("samples"))
-        rounds += 1
         for name, samples in taken.items():
             cumulative[name].extend(samples)
         current = {name: summarize(samples, kinds[name]) for name, samples in taken.items()}
         round_failures, skipped = evaluate(current, thresholds, params.get("baseline"), params.get("peers"))
-        for failure in round_failures:
-            failure["round"] = rounds
-        failures.extend(round_failures)
-        # rounds start on a fixed schedule (0, interval, 2 x interval, ...) up to the end of the soak
-        due = soak_started + rounds * interval if interval > 0 else time.monotonic()
-        if failures or due - soak_started > soak or (interval <= 0 and due - soak_started >= soak):
+        rounds.add(round_failures)
+        # rounds start on a fixed schedule (0, interval, 2 x interval, ...) up to the end of the soak, and go on
+        # past it only while a breach is open; a vulnerable host is not soaked further
+        due = soak_started + rounds.count * interval if interval > 0 else time.monotonic()
+        time_up = due - soak_started > soak or (interval <= 0 and due - soak_started >= soak)
+        if vulnerable or not rounds.more(time_up):
             break
         time.sleep(max(0.0, due - time.monotonic()))
 
     metrics = {name: summarize(samples, kinds[name]) for name, samples in cumulative.items()}
-    if not failures:  # every round passed; the soak as a whole must pass too
-        failures, skipped = evaluate(metrics, thresholds, params.get("baseline"), params.get("peers"))
+    judged, transient, rule = rounds.verdict()
+    failures = found_vulnerable + judged
     healthy = not failures
     result = {
         "changed": False,
@@ -319,16 +413,21 @@ def check_health(params, host, check_mode=False):
         "vulnerable": vulnerable,
         "metrics": metrics,
         "failures": failures,
+        "transient_failures": transient,
+        "breached_rounds": [number for number, _found in rounds.breaches],
         "not_evaluated": skipped,
-        "rounds": rounds,
+        "rounds": rounds.count,
+        "consecutive_failures": limit,
         "soaked_seconds": round(time.monotonic() - started, 3),
         "thresholds": thresholds,
     }
     if healthy:
-        result["msg"] = f"healthy: {len(metrics)} probes, {rounds} rounds"
+        tolerated = len(rounds.breaches)
+        result["msg"] = f"healthy: {len(metrics)} probes, {rounds.count} rounds" + (
+            f", {tolerated} of them breached but never {limit} in a row" if tolerated else "")
         return result
     first = failures[0]
-    where = f" (round {first['round']})" if "round" in first else ""
+    where = f" ({rounds.where(rule)})" if "round" in first else ""
     result["msg"] = f"unhealthy: probe {first['probe']}: {first['why']} [{first['threshold']}]{where}"
     if params.get("fail_on_unhealthy", True):
         raise PatchError(result.pop("msg"), **result)

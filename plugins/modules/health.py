@@ -14,8 +14,19 @@ description:
     seconds apart until O(soak) seconds have passed. Each probe gives its metrics, the sample count, the
     errors, the error rate in percent and the p50, p95 and p99 latency in milliseconds (nearest rank, over every
     sample that came back, failed ones included).
-  - Every round is judged on its own, so a slow regression during the soak fails at the round where it shows,
-    and the soak stops there; the whole soak is judged again at the end.
+  - Every round is judged on its own. A round that breaks a threshold is a breach, and a breach must persist
+    before it fails the verdict, so that a noisy moment (a busy machine, a pause of the service) cannot flip it,
+    as in Argo Rollouts' C(failureLimit) and Flagger's C(threshold). O(consecutive_failures) breaching rounds in
+    a row fail the host, and the soak stops there; a breach still open when the soak's time is up is followed
+    by more rounds until it reaches that count (fails) or a round passes (it was transient). A single round
+    (O(soak=0)) that breaches is thus confirmed by up to O(consecutive_failures) - 1 more rounds, O(interval)
+    seconds apart.
+  - The whole soak fails too when at least half of its rounds, and at least O(consecutive_failures), breached,
+    because a release that keeps flapping is broken, not noisy. The pooled samples of the soak are not judged
+    against the thresholds again, since that could only fail a soak because of a breach that did not persist.
+    Breaches that did not fail the verdict are returned in RV(transient_failures).
+  - A service that does not answer at all breaches every round, so it fails after O(consecutive_failures)
+    rounds.
   - Thresholds are absolute (O(thresholds.max_p95_ms), O(thresholds.max_error_rate)), relative to a baseline
     measured on the same host before the patch (O(baseline), O(thresholds.baseline_p95_factor)), or relative
     to hosts of the region that still run the old release (O(peers), O(thresholds.peers_p95_factor); canary
@@ -23,11 +34,12 @@ description:
   - A metric that no sample measured breaks every absolute threshold on it. A relative check whose reference
     is missing is listed in RV(not_evaluated) instead.
   - A probe with O(probes[].vulnerability) set proves the fixed vulnerability is gone; it runs once, and a
-    failure makes the host RV(vulnerable).
+    failure makes the host RV(vulnerable) and fails the verdict at once, whatever the rounds say (the health
+    probes then take one round, for their metrics).
   - A failing verdict names, in RV(failures), the probe, the metric, the measured value, the limit and the
     threshold that broke. With O(fail_on_unhealthy) the task then fails, still returning every metric.
-  - Given O(manifest) (handled on the controller), the probes, thresholds, samples and soak come from the
-    manifest's C(monitoring) section; task arguments win over it.
+  - Given O(manifest) (handled on the controller), the probes, thresholds, samples, interval, soak and
+    O(consecutive_failures) come from the manifest's C(monitoring) section; task arguments win over it.
 author:
   - fleetpatch maintainers (@fleetpatch)
 extends_documentation_fragment:
@@ -37,7 +49,7 @@ options:
   manifest:
     description:
       - Path, on the controller, of the patch manifest whose C(monitoring) section gives O(probes),
-        O(thresholds), O(samples), O(interval) and O(soak).
+        O(thresholds), O(samples), O(interval), O(soak) and O(consecutive_failures).
     type: path
   probes:
     description:
@@ -117,6 +129,14 @@ options:
       - Seconds between two rounds.
     type: float
     default: 1
+  consecutive_failures:
+    description:
+      - How many rounds in a row must breach a threshold before the verdict fails (see the description).
+      - V(1) fails the host at the first breaching round, with no tolerance for a noisy moment. V(1) also suits a
+        measurement whose verdict is not used (a baseline), since it never takes the confirming rounds.
+      - Must be 1 or more.
+    type: int
+    default: 3
   thresholds:
     description:
       - The limits. Only O(thresholds.max_error_rate) applies when none is given.
@@ -215,6 +235,7 @@ EXAMPLES = r"""
     samples: 20
     soak: 300
     interval: 10
+    consecutive_failures: 3  # a breach must last three rounds (20 s) in a row to fail the host
     thresholds:
       max_error_rate: 0
       max_p95_ms: 250
@@ -254,7 +275,10 @@ metrics:
       max_ms: 2.6
       errors_seen: ["HTTP 500, expected 200"]
 failures:
-  description: What broke, first failure first; empty when healthy.
+  description:
+    - What failed the verdict, first failure first; empty when healthy. The vulnerability first, then the failures
+      of the rounds that decided it (the O(consecutive_failures) rounds in a row, or every breaching round of a
+      flapping soak), each with its round.
   returned: always
   type: list
   elements: dict
@@ -266,6 +290,33 @@ failures:
       threshold: max_error_rate
       why: error_rate 100.0 > 0.0
       round: 1
+transient_failures:
+  description:
+    - Failures of the rounds that breached but did not fail the verdict (a breach shorter than
+      O(consecutive_failures) rounds in a row, in a soak where breaches stayed the exception), each as in
+      RV(failures) with its round.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - probe: health
+      metric: p95_ms
+      measured: 1512.4
+      limit: 250.0
+      threshold: max_p95_ms
+      why: p95_ms 1512.4 > 250.0
+      round: 4
+breached_rounds:
+  description: The numbers of the rounds that broke a threshold, whether or not that failed the verdict.
+  returned: always
+  type: list
+  elements: int
+  sample: [4]
+consecutive_failures:
+  description: The number of breaching rounds in a row that fails the verdict, as applied.
+  returned: always
+  type: int
+  sample: 3
 not_evaluated:
   description: Relative checks that could not be made, and why (no baseline, no peer measured the probe).
   returned: always
@@ -276,7 +327,7 @@ not_evaluated:
       threshold: baseline_p95_factor
       why: no baseline p95 for this probe
 rounds:
-  description: Rounds of probes taken.
+  description: Rounds of probes taken, the rounds that confirmed a breach open at the end of the soak included.
   returned: always
   type: int
   sample: 30
@@ -338,6 +389,7 @@ def main():
             "samples": {"type": "int"},
             "soak": {"type": "float", "default": 0},
             "interval": {"type": "float", "default": 1},
+            "consecutive_failures": {"type": "int", "default": 3},
             "thresholds": {"type": "dict", "default": {}, "options": THRESHOLD_OPTIONS},
             "baseline": {"type": "dict"},
             "peers": {"type": "list", "elements": "dict"},

@@ -289,6 +289,7 @@ def health_args(manifest):
         "soak": monitoring.get("soak_seconds"),
         "interval": monitoring.get("interval_seconds"),
         "samples": monitoring.get("samples"),
+        "consecutive_failures": monitoring.get("consecutive_failures"),
         "thresholds": monitoring.get("thresholds"),
     }
     return {key: value for key, value in args.items() if value is not None}

@@ -4,6 +4,14 @@
 ``directory/FP-2025-14847.yml`` with ``fixed_version`` and the artifact's absolute path and sha256 set, then
 ``changes`` applied on top (a dotted key such as ``"monitoring.soak"`` sets a nested field). With the bad
 releases (7.0.29 answers 500, 7.0.30 is slow) it gives the change record of a patch that must fail its health.
+
+The written manifest judges health by :data:`TEST_MONITORING` instead of the shipped record's limits. Those
+(p95 at most 250 ms, and 5 x a 20 ms floor against the baseline and the peers) are within what this shared
+machine itself adds to a request in a busy moment, so a test could see a good patch fail, or a bad one fail for
+the wrong reason. The bad releases are far from the test limits: 7.0.29's error rate is 100 % and 7.0.30 adds
+300 ms to every request, so its median is over 300 ms, while a busy moment delays some requests, not the
+median. Rounds are 1 s apart (the record says 5 s), so that the consecutive breaching rounds that fail a host
+take seconds in a test.
 """
 
 from __future__ import annotations
@@ -18,6 +26,19 @@ REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "manifests" / "FP-2025-14847.yml"
 
 
+TEST_MONITORING = {
+    "interval": "1s",
+    "thresholds": {
+        "max_error_rate": 0,  # 7.0.29
+        "max_p50_ms": 150,  # 7.0.30: every request 300 ms late
+        "max_p95_ms": 1000,  # a service that hangs (or is stopped) for a second
+        "baseline_p95_factor": 10,  # 10 x the host's own p95 before the patch, at least 10 x 50 ms
+        "peers_p95_factor": 10,
+        "latency_floor_ms": 50,
+    },
+}
+
+
 def shipped() -> dict:
     """The shipped demo manifest, as data."""
     return yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))
@@ -29,6 +50,7 @@ def write(directory: Path | str, artifact: Path | str, *, version: str = "7.0.28
     data = copy.deepcopy(shipped())
     data["fixed_version"] = version
     data["artifact"] = {"path": str(artifact), "sha256": hashlib.sha256(artifact.read_bytes()).hexdigest()}
+    data["monitoring"].update(copy.deepcopy(TEST_MONITORING))
     for key, value in changes.items():
         target = data
         *parents, leaf = key.split(".")

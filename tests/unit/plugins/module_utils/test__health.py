@@ -11,7 +11,9 @@ import pytest
 
 from fleetpatch_dev.loopback import http_server
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._health import check_health, evaluate, median, percentile, run_probe, summarize
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._health import (
+    DEFAULT_CONSECUTIVE_FAILURES, Rounds, check_health, evaluate, median, percentile, run_probe, summarize,
+)
 
 
 @pytest.mark.parametrize(("values", "q", "expected"), [
@@ -117,6 +119,123 @@ def test_failure_names_probe_metric_value_and_limit():
                          "threshold": "max_p95_ms", "why": "p95_ms 312.4 > 250.0"}]
 
 
+# -- rounds: a breach must persist before it fails the verdict -----------------------------------------------
+
+
+def breach():
+    return [{"probe": "h", "metric": "p95_ms", "measured": 300.0, "limit": 250.0, "threshold": "max_p95_ms", "why": "p95_ms 300.0 > 250.0"}]
+
+
+def take_rounds(pattern, soak_rounds, limit):
+    """Feed :class:`Rounds` the rounds of ``pattern`` (``B`` breached, ``.`` passed) the way check_health does,
+    the soak's time being up after ``soak_rounds`` rounds; the pattern must say every round that is taken."""
+    rounds = Rounds(limit)
+    for number, mark in enumerate(pattern, 1):
+        rounds.add(breach() if mark == "B" else [])
+        if not rounds.more(time_up=number >= soak_rounds):
+            break
+    else:
+        raise AssertionError(f"{pattern!r} ran out while Rounds still wanted another round")
+    failures, transient, rule = rounds.verdict()
+    return rounds.count, rule, sorted({f["round"] for f in failures}), sorted({f["round"] for f in transient}), rounds.where(rule)
+
+
+# (pattern, rounds the soak's time allows, consecutive_failures) -> (rounds taken, rule, rounds that failed the
+# verdict, breaching rounds tolerated, how the message says the rounds)
+@pytest.mark.parametrize(("pattern", "soak_rounds", "limit", "expected"), [
+    # the default: 3 in a row
+    (".....", 5, 3, (5, None, [], [], None)),
+    ("B....", 5, 3, (5, None, [], [1], None)),  # one noisy round: tolerated
+    ("..B..", 5, 3, (5, None, [], [3], None)),
+    ("BB...", 5, 3, (5, None, [], [1, 2], None)),
+    ("BBB", 5, 3, (3, "consecutive", [1, 2, 3], [], "rounds 1-3 in a row")),  # persistent: the soak stops there
+    (".BBB", 5, 3, (4, "consecutive", [2, 3, 4], [], "rounds 2-4 in a row")),
+    ("B.BBB", 5, 3, (5, "consecutive", [3, 4, 5], [1], "rounds 3-5 in a row")),
+    # a breach open at the end of the soak is followed up until it persists or a round passes
+    ("....B.", 5, 3, (6, None, [], [5], None)),
+    ("....BB.", 5, 3, (7, None, [], [5, 6], None)),
+    ("....BBB", 5, 3, (7, "consecutive", [5, 6, 7], [], "rounds 5-7 in a row")),
+    ("...BBB", 5, 3, (6, "consecutive", [4, 5, 6], [], "rounds 4-6 in a row")),
+    # the whole soak: flapping (at least half of the rounds, and at least 3, breached) fails; rare noise does not
+    ("B.B.B.", 6, 3, (6, "prevalent", [1, 3, 5], [], "3 of 6 rounds breached, the first in round 1")),
+    ("B.B.B.B.", 7, 3, (8, "prevalent", [1, 3, 5, 7], [], "4 of 8 rounds breached, the first in round 1")),
+    ("BB.BB..", 7, 3, (7, "prevalent", [1, 2, 4, 5], [], "4 of 7 rounds breached, the first in round 1")),
+    ("B.B..B..", 8, 3, (8, None, [], [1, 3, 6], None)),  # 3 of 8: the exception, not the rule
+    ("B.B....", 7, 3, (7, None, [], [1, 3], None)),  # half of 4 would be 2, but fewer than 3 never fail
+    # one round (soak 0): a breach is confirmed by up to consecutive_failures - 1 more rounds
+    (".", 1, 3, (1, None, [], [], None)),
+    ("B.", 1, 3, (2, None, [], [1], None)),
+    ("BB.", 1, 3, (3, None, [], [1, 2], None)),  # 2 of 3 breached, but fewer than 3
+    ("BBB", 1, 3, (3, "consecutive", [1, 2, 3], [], "rounds 1-3 in a row")),
+    ("B.", 1, 2, (2, None, [], [1], None)),
+    ("BB", 1, 2, (2, "consecutive", [1, 2], [], "rounds 1-2 in a row")),
+    # 1: the first breaching round fails the host, as the rounds did before consecutive_failures existed
+    ("B", 5, 1, (1, "consecutive", [1], [], "round 1")),
+    ("..B", 5, 1, (3, "consecutive", [3], [], "round 3")),
+    ("B", 1, 1, (1, "consecutive", [1], [], "round 1")),
+    ("..", 2, 1, (2, None, [], [], None)),
+])
+def test_a_breach_must_persist(pattern, soak_rounds, limit, expected):
+    assert take_rounds(pattern, soak_rounds, limit) == expected
+
+
+def test_rounds_number_their_failures_and_keep_them_whole():
+    rounds = Rounds(2)
+    rounds.add([])
+    rounds.add(breach() + breach())
+    rounds.add(breach())
+    failures, transient, rule = rounds.verdict()
+    assert (rule, [f["round"] for f in failures], transient) == ("consecutive", [2, 2, 3], [])
+    assert failures[0] == dict(breach()[0], round=2)
+
+
+# A command probe that counts its runs in a file and fails on the runs listed: one sample per round, so the
+# rounds that breach are exactly those. Soak 0.35 s, 0.1 s apart: the soak's time allows 4 rounds (0 to 0.3 s).
+COUNTING = (
+    "import pathlib, sys\n"
+    "path = pathlib.Path(sys.argv[1])\n"
+    "count = int(path.read_text()) + 1 if path.exists() else 1\n"
+    "path.write_text(str(count))\n"
+    "sys.exit(1 if str(count) in sys.argv[2].split(',') else 0)\n"
+)
+
+
+@pytest.mark.parametrize(("failing", "extra", "healthy", "rounds", "msg"), [
+    ("", {}, True, 4, "healthy: 1 probes, 4 rounds"),
+    ("2", {}, True, 4, "healthy: 1 probes, 4 rounds, 1 of them breached but never 3 in a row"),
+    ("4", {}, True, 5, "healthy: 1 probes, 5 rounds, 1 of them breached but never 3 in a row"),  # confirmed by round 5
+    ("4,5", {}, True, 6, "healthy: 1 probes, 6 rounds, 2 of them breached but never 3 in a row"),
+    ("4,5,6", {}, False, 6, "unhealthy: probe flaky: error_rate 100.0 > 0.0 [max_error_rate] (rounds 4-6 in a row)"),
+    ("1,2,3", {}, False, 3, "unhealthy: probe flaky: error_rate 100.0 > 0.0 [max_error_rate] (rounds 1-3 in a row)"),
+    ("1,2,4", {}, False, 5, "unhealthy: probe flaky: error_rate 100.0 > 0.0 [max_error_rate] (3 of 5 rounds breached, the first in round 1)"),
+    ("2", {"consecutive_failures": 1}, False, 2, "unhealthy: probe flaky: error_rate 100.0 > 0.0 [max_error_rate] (round 2)"),
+    ("2,3", {"consecutive_failures": 2}, False, 3, "unhealthy: probe flaky: error_rate 100.0 > 0.0 [max_error_rate] (rounds 2-3 in a row)"),
+    # one round (soak 0) that breaches is confirmed before it fails; one that passes is the whole check
+    ("", {"soak": 0}, True, 1, "healthy: 1 probes, 1 rounds"),
+    ("1", {"soak": 0}, True, 2, "healthy: 1 probes, 2 rounds, 1 of them breached but never 3 in a row"),
+    ("1,2,3", {"soak": 0}, False, 3, "unhealthy: probe flaky: error_rate 100.0 > 0.0 [max_error_rate] (rounds 1-3 in a row)"),
+])
+def test_rounds_on_real_probes(host, tmp_path, failing, extra, healthy, rounds, msg):
+    probe = {"name": "flaky", "type": "command", "samples": 1, "command": [sys.executable, "-c", COUNTING, str(tmp_path / "count"), failing]}
+    result = check_health(params([probe], **{"soak": 0.35, "interval": 0.1, "fail_on_unhealthy": False, **extra}), host)
+    assert (result["healthy"], result["rounds"], result["msg"]) == (healthy, rounds, msg)
+    breached = [int(number) for number in failing.split(",") if number and int(number) <= rounds]
+    assert result["breached_rounds"] == breached
+    decided = {f["round"] for f in result["failures"]}
+    assert sorted(decided | {f["round"] for f in result["transient_failures"]}) == breached
+    assert not decided & {f["round"] for f in result["transient_failures"]}
+    assert result["consecutive_failures"] == extra.get("consecutive_failures", DEFAULT_CONSECUTIVE_FAILURES)
+    assert result["metrics"]["flaky"]["samples"] == rounds  # the pooled metrics count every round taken
+
+
+@pytest.mark.parametrize("value", [0, -1, True, 2.5, "3"])
+def test_consecutive_failures_must_be_a_count_of_rounds(host, value):
+    with pytest.raises(PatchError) as caught:
+        check_health(params([{"name": "ok", "type": "command", "command": ["true"]}], consecutive_failures=value), host)
+    assert str(caught.value) == f"consecutive_failures: expected a number of rounds, 1 or more, got {value!r}"
+    assert caught.value.details == {"consecutive_failures": value}
+
+
 # -- real probes, on this machine ----------------------------------------------------------------------------
 
 
@@ -145,10 +264,11 @@ def test_the_bad_release_fails_with_the_metric_that_broke(host, fpdemo_host):
     fpdemo_host.ctl("start")
     with pytest.raises(PatchError) as caught:
         check_health(params([probe_http(fpdemo_host)]), host)
-    assert str(caught.value) == "unhealthy: probe health: error_rate 100.0 > 0.0 [max_error_rate] (round 1)"
+    # soak 0 is one round; its breach is confirmed by two more before the verdict fails
+    assert str(caught.value) == "unhealthy: probe health: error_rate 100.0 > 0.0 [max_error_rate] (rounds 1-3 in a row)"
     details = caught.value.details
-    assert details["healthy"] is False
-    assert details["failures"][0]["measured"] == 100.0
+    assert details["healthy"] is False and details["rounds"] == 3 and details["transient_failures"] == []
+    assert [(f["round"], f["measured"]) for f in details["failures"]] == [(1, 100.0), (2, 100.0), (3, 100.0)]
     assert details["metrics"]["health"]["errors_seen"] == ["HTTP 500, expected 200"]
 
 
@@ -158,7 +278,9 @@ def test_the_slow_release_fails_its_baseline(host, fpdemo_host):
     baseline = check_health(params([probe_http(fpdemo_host)]), host)["metrics"]
     fpdemo_host.install("7.0.30")  # answers after 300 ms
     fpdemo_host.ctl("restart")
-    result = check_health(params([probe_http(fpdemo_host)], baseline=baseline, thresholds={"baseline_p95_factor": 3},
+    # factor 2: 7.0.30 adds 300 ms to every request, so its p95 is over twice the baseline's unless this machine
+    # made the baseline's own p95 150 ms or more
+    result = check_health(params([probe_http(fpdemo_host)], baseline=baseline, thresholds={"baseline_p95_factor": 2},
                                  fail_on_unhealthy=False), host)
     assert result["healthy"] is False
     failure = result["failures"][0]
@@ -167,7 +289,7 @@ def test_the_slow_release_fails_its_baseline(host, fpdemo_host):
     assert result["msg"].startswith("unhealthy: probe health: p95_ms ")
 
 
-def test_soak_repeats_rounds_and_stops_at_the_first_bad_one(host, fpdemo_host, tmp_path):
+def test_soak_repeats_rounds_and_stops_once_a_breach_persisted(host, fpdemo_host, tmp_path):
     fpdemo_host.install("7.0.28")
     fpdemo_host.ctl("start")
     started = time.monotonic()
@@ -180,8 +302,11 @@ def test_soak_repeats_rounds_and_stops_at_the_first_bad_one(host, fpdemo_host, t
     threading.Timer(0.6, marker.touch).start()
     with pytest.raises(PatchError) as caught:
         check_health(params([probe], soak=5.0, interval=0.2), host)
-    assert 2 <= caught.value.details["failures"][0]["round"] <= 5
-    assert caught.value.details["soaked_seconds"] < 3  # it stopped at the bad round, not after 5 s
+    first = caught.value.details["failures"][0]["round"]
+    assert 2 <= first <= 5
+    assert [f["round"] for f in caught.value.details["failures"]] == [first, first + 1, first + 2]
+    assert caught.value.details["rounds"] == first + 2
+    assert caught.value.details["soaked_seconds"] < 3  # it stopped at the third bad round in a row, not after 5 s
 
 
 def test_nothing_listening(host):
@@ -191,7 +316,10 @@ def test_nothing_listening(host):
         result = check_health(params([{"name": "down", "type": "http", "url": f"http://127.0.0.1:{port}/health", "timeout": 2},
                                       {"name": "port", "type": "tcp", "port": port, "timeout": 2}], fail_on_unhealthy=False), host)
     assert result["metrics"]["down"]["error_rate"] == 100.0 and result["metrics"]["down"]["p95_ms"] is None
-    assert [(f["probe"], f["metric"]) for f in result["failures"]] == [("down", "error_rate"), ("port", "error_rate")]
+    # a service that does not answer at all breaches every round: it fails after three in a row
+    assert result["rounds"] == 3 and result["msg"].endswith("(rounds 1-3 in a row)")
+    assert [(f["round"], f["probe"], f["metric"]) for f in result["failures"]] == [
+        (number, probe, "error_rate") for number in (1, 2, 3) for probe in ("down", "port")]
     assert "Connection refused" in result["metrics"]["port"]["errors_seen"][0]
 
 

@@ -36,10 +36,16 @@ def cases(url):
     """
     probe = {"name": "ok", "type": "http", "url": f"{url}/ok"}
     return {
-        # the manifest gives thresholds, interval and samples; the task's probes, samples and soak win
+        # the manifest gives thresholds, interval, samples and consecutive_failures; the task's probes, samples and soak win
         "health_from_manifest": (
             {"fleetpatch.rollout.health": {"manifest": str(DEMO), "probes": [probe], "samples": 3, "soak": 0}},
-            {"failed": False, "healthy": True, "thresholds": DEMO_THRESHOLDS, "probes": ["ok"], "samples": {3}, "rounds": 1},
+            {"failed": False, "healthy": True, "thresholds": DEMO_THRESHOLDS, "probes": ["ok"], "samples": {3}, "rounds": 1,
+             "consecutive_failures": 3},
+        ),
+        # the task's consecutive_failures wins over the manifest's
+        "health_consecutive_failures_from_task": (
+            {"fleetpatch.rollout.health": {"manifest": str(DEMO), "probes": [probe], "samples": 1, "soak": 0, "consecutive_failures": 1}},
+            {"failed": False, "healthy": True, "probes": ["ok"], "rounds": 1, "consecutive_failures": 1},
         ),
         # no manifest: the task's own arguments go through as they are
         "health_without_manifest": (
@@ -49,8 +55,10 @@ def cases(url):
         ),
         # the manifest's probes are used when the task names none (its vulnerability check is turned off here);
         # whether the demo service answers on this machine does not matter: which probes ran, and how often
+        # (consecutive_failures 1: a breach is not confirmed by more rounds, 5 s apart)
         "health_probes_from_manifest": (
-            {"fleetpatch.rollout.health": {"manifest": str(DEMO), "soak": 0, "check_vulnerability": False, "fail_on_unhealthy": False}},
+            {"fleetpatch.rollout.health": {"manifest": str(DEMO), "soak": 0, "check_vulnerability": False, "fail_on_unhealthy": False,
+                                           "consecutive_failures": 1}},
             {"failed": False, "thresholds": DEMO_THRESHOLDS, "probes": ["health", "port"], "samples": {10}, "rounds": 1},
         ),
         "health_missing_manifest": (

@@ -203,6 +203,10 @@ def test_validate_does_not_change_its_input():
         ({"monitoring.soak": "1m1h"}, f"monitoring.soak: '1m1h' {NOT_DURATION}"),
         ({"monitoring.soak": 300}, "monitoring.soak: 300 is not of type 'string'"),
         ({"monitoring.soak": DELETE}, "monitoring.soak: required field missing"),
+        ({"monitoring.consecutive_failures": 0}, "monitoring.consecutive_failures: 0 is less than 1"),
+        ({"monitoring.consecutive_failures": 101}, "monitoring.consecutive_failures: 101 is more than 100"),
+        ({"monitoring.consecutive_failures": "3"}, "monitoring.consecutive_failures: '3' is not of type 'integer'"),
+        ({"monitoring.consecutive_failures": 1.5}, "monitoring.consecutive_failures: 1.5 is not of type 'integer'"),
         ({"monitoring": DELETE}, "monitoring: required field missing"),
         # detected_at
         ({"detected_at": "2025-12-18"}, f"detected_at: '2025-12-18' {NOT_TIMESTAMP}"),
@@ -474,7 +478,7 @@ def test_without_jsonschema_the_module_loads_and_says_what_is_missing():
                 {"name": "leak-gone", "type": "command", "command": ["/usr/bin/python3", "/srv/fpdemo/bin/fpdemoctl.py", "check-leak"],
                  "vulnerability": True},
             ],
-            "soak": 300, "samples": 10, "thresholds": {"max_p95_ms": 100},
+            "soak": 300, "samples": 10, "consecutive_failures": 3, "thresholds": {"max_p95_ms": 100},
         }),
         ({"artifact.path": DELETE, "artifact.url": "https://example.com/a.tar.gz"}, "apply", {"artifact_url": "https://example.com/a.tar.gz"}),
     ],
@@ -512,6 +516,8 @@ HTTP_PROBE = {"name": "health", "type": "http", "url": "http://127.0.0.1:8080/he
                  {"type": "command", "command": ["true"], "expect_rc": 0, "samples": 1, "vulnerability": True}], "soak": 0}),
     # an empty thresholds mapping is passed on (not None), a zero samples too
     ({"probes": [HTTP_PROBE], "thresholds": {}, "samples": 0}, {"probes": [HTTP_PROBE], "samples": 0, "thresholds": {}}),
+    # consecutive_failures goes as it is
+    ({"probes": [HTTP_PROBE], "consecutive_failures": 1}, {"probes": [HTTP_PROBE], "consecutive_failures": 1}),
 ])
 def test_health_args(monitoring, expected):
     manifest = {"id": "FP-2025-14847", "monitoring": monitoring}
@@ -527,6 +533,6 @@ def test_health_args_of_the_demo_manifest():
             {"name": "port", "type": "tcp", "host": "127.0.0.1", "port": 8080},
             {"name": "leak-gone", "type": "command", "command": ["/usr/bin/python3", "/srv/fpdemo/bin/fpdemoctl.py", "check-leak"], "vulnerability": True},
         ],
-        "soak": 300, "interval": 5, "samples": 10,
+        "soak": 300, "interval": 5, "samples": 10, "consecutive_failures": 3,
         "thresholds": {"max_error_rate": 0, "max_p95_ms": 250, "baseline_p95_factor": 5, "peers_p95_factor": 5, "latency_floor_ms": 20},
     }
