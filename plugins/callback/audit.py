@@ -26,6 +26,8 @@ description:
     several runs can share one log; the chain head is also written to O(head_file), which is how a cut-off tail
     is found. C(fleetpatch-audit verify) (in the collection's C(bin) directory) and the
     P(fleetpatch.rollout.audit_verify#lookup) lookup check a log.
+  - When the run ends, even in failure, it releases the fleet lock (M(fleetpatch.rollout.fleet_lock)) that the run
+    still holds beside its log, and records the release.
   - Nothing of the result of a C(no_log) task is written but its status, not even when it fails, nor of any
     item of a loop. Other results are reduced to the keys in O(include); vaulted values in them are replaced.
   - The actors, the patch and the wave come from the extra variables C(fleetpatch_approved_by),
