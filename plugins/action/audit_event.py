@@ -9,10 +9,11 @@ it started (this worker was forked after that, so it inherits them): one configu
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _audit
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._action import templated_var
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._approvals import URGENCIES, ApprovalError, check_approval
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._secrets import vault_plaintexts, vaulted
 
@@ -115,9 +116,4 @@ class ActionModule(ActionBase):
 
     def _var(self, task_vars, name):
         """A variable's templated value, or None when it is not set or cannot be templated."""
-        if name not in task_vars:
-            return None
-        try:
-            return self._templar.template(task_vars[name])
-        except AnsibleError:
-            return None
+        return templated_var(self._templar, task_vars, name)

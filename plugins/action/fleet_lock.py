@@ -10,10 +10,11 @@ import os
 import socket
 import uuid
 
-from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _audit, _fleet_lock
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._action import templated_var
 
 MODULE = "fleetpatch.rollout.fleet_lock"
 DEFAULT_AUDIT_LOG = "~/.ansible/fleetpatch/audit.jsonl"  # the audit callback's default log
@@ -88,9 +89,4 @@ class ActionModule(ActionBase):
 
     def _var(self, task_vars, name):
         """A variable's templated value, or None when it is not set or cannot be templated."""
-        if name not in task_vars:
-            return None
-        try:
-            return self._templar.template(task_vars[name])
-        except AnsibleError:
-            return None
+        return templated_var(self._templar, task_vars, name)

@@ -24,8 +24,6 @@ Two layers protect a host:
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import hashlib
 import os
 import tempfile
@@ -33,6 +31,7 @@ import time
 from contextlib import contextmanager
 
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._flock import flock_until
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import utc_now, with_state_file
 
 __all__ = ["LOCK_TIMEOUT", "lock_file", "state_lock", "describe_lease", "check_lease", "set_lease"]
@@ -59,18 +58,13 @@ def state_lock(state_file, timeout=LOCK_TIMEOUT):
     except OSError as exc:
         raise PatchError(f"cannot lock the state file {state_file} ({path}): {exc.strerror or exc}", state_file=state_file) from None
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise PatchError(f"cannot lock the state file {state_file} ({path}): {exc.strerror}", state_file=state_file) from None
-                if time.monotonic() >= deadline:
-                    raise PatchError(f"cannot lock the state file {state_file}: another fleetpatch operation on this host held it for "
-                                     f"{timeout:g} s", state_file=state_file) from None
-                time.sleep(0.1)
+        try:
+            taken = flock_until(fd, time.monotonic() + timeout, 0.1)
+        except OSError as exc:
+            raise PatchError(f"cannot lock the state file {state_file} ({path}): {exc.strerror}", state_file=state_file) from None
+        if not taken:
+            raise PatchError(f"cannot lock the state file {state_file}: another fleetpatch operation on this host held it for {timeout:g} s",
+                             state_file=state_file)
         yield
     finally:
         os.close(fd)  # releases the lock

@@ -8,12 +8,22 @@ PRIVATE to the fleetpatch.rollout collection: no compatibility promise to code o
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleActionFail
+from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._manifest import ManifestError, task_args
 
-__all__ = ["ManifestAction"]
+__all__ = ["ManifestAction", "templated_var"]
+
+
+def templated_var(templar, task_vars, name):
+    """The variable ``name`` of ``task_vars`` templated, or None when it is not set or cannot be templated."""
+    if name not in task_vars:
+        return None
+    try:
+        return templar.template(task_vars[name])
+    except AnsibleError:
+        return None
 
 
 class ManifestAction(ActionBase):

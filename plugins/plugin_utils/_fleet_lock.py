@@ -23,14 +23,14 @@ asks for it; a live holder never is.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
 import socket
 import tempfile
 import time
 from contextlib import contextmanager
+
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._flock import flock_until
 
 __all__ = ["FleetLockError", "LOCK_SUFFIX", "ENDED_KEPT", "lock_path", "process_start", "holder_status", "describe",
            "read_lock", "acquire", "release"]
@@ -120,17 +120,12 @@ def _guarded(path):
     except OSError as exc:
         raise FleetLockError(f"fleet lock {path}: cannot open its directory: {exc.strerror or exc}") from None
     try:
-        deadline = time.monotonic() + _GUARD_TIMEOUT
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise FleetLockError(f"fleet lock {path}: cannot lock its directory: {exc.strerror}") from None
-                if time.monotonic() >= deadline:
-                    raise FleetLockError(f"fleet lock {path}: its directory stayed locked for {_GUARD_TIMEOUT} s") from None
-                time.sleep(0.05)
+        try:
+            taken = flock_until(fd, time.monotonic() + _GUARD_TIMEOUT)
+        except OSError as exc:
+            raise FleetLockError(f"fleet lock {path}: cannot lock its directory: {exc.strerror}") from None
+        if not taken:
+            raise FleetLockError(f"fleet lock {path}: its directory stayed locked for {_GUARD_TIMEOUT} s")
         yield
     finally:
         os.close(fd)

@@ -144,3 +144,21 @@ def test_manifest_action(run, http_url, name):
         elif key != "failed":
             seen[key] = found.get(key)
     assert seen == expected
+
+
+@pytest.mark.parametrize(("task_vars", "name", "expected"), [
+    ({"who": "bob"}, "who", "bob"),
+    ({"who": "{{ first }}", "first": "alice"}, "who", "alice"),
+    ({"who": 42}, "who", 42),
+    ({}, "who", None),                               # not set
+    ({"who": "{{ nowhere }}"}, "who", None),         # cannot be templated
+])
+def test_templated_var(task_vars, name, expected):
+    """Variables as a play hands them to an action: templates from a playbook or inventory are trusted."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar, trust_as_template
+
+    from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._action import templated_var
+
+    trusted = {key: trust_as_template(value) if isinstance(value, str) else value for key, value in task_vars.items()}
+    assert templated_var(Templar(loader=DataLoader(), variables=trusted), trusted, name) == expected
