@@ -16,7 +16,7 @@ description:
   - The lock is a file beside the run's audit log (the log of the P(fleetpatch.rollout.audit#callback) callback, or its
     default C(~/.ansible/fleetpatch/audit.jsonl)), C(<log>.fleet-lock), or O(path).
   - The lock is released by O(state=released), and in any case by the audit callback when the run ends, even when it
-    failed. A run killed outright (SIGKILL, a lost controller) leaves it behind: such a stale lock is taken over only
+    failed. A run killed outright (SIGKILL, a lost controller) leaves it behind; such a stale lock is taken over only
     with O(take_over), and the take-over is recorded in the audit trail. A lock whose process still runs on this
     controller is never taken over.
   - Returns the run's id (RV(owner)), which M(fleetpatch.rollout.lock) writes on every host of the run, and the runs

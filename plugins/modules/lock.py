@@ -10,7 +10,7 @@ module: lock
 short_description: Take or release a host's fleetpatch lock for one rollout or rollback run
 version_added: 0.2.0
 description:
-  - A rollout or a rollback holds every host in its scope for its whole run: this module writes the lock (the
+  - A rollout or a rollback holds every host in its scope for its whole run. This module writes the lock (the
     C(lease) entry of the host's state file) naming the run O(owner), who holds it (O(holder)), the patch, since
     when, the job and the controller, and removes it at the end.
   - While a host is locked, M(fleetpatch.rollout.apply), M(fleetpatch.rollout.rollback) and
@@ -57,14 +57,14 @@ options:
     type: str
   reclaim:
     description:
-      - Runs known to have ended (their fleet lock was released): a lock one of them left on the host is taken
+      - Runs known to have ended (their fleet lock was released). A lock one of them left on the host is taken
         without O(take_over).
     type: list
     elements: str
     default: []
   take_over:
     description:
-      - Take a lock held by another run. Only for a run that is gone (killed, its controller lost): the lock of a
+      - Take a lock held by another run. Only for a run that is gone (killed, its controller lost); the lock of a
         live run protects hosts it is patching.
     type: bool
     default: false
