@@ -20,7 +20,7 @@ description:
     the whole rollout, and the gate halts when they EXCEED the budget. With a budget of 2, two failures go on and
     the third stops the rollout.
   - With O(planned=0) it checks the budget's form only, as the rollout's preflight does.
-  - Given the plan itself instead of a wave, it is the gate before the first wave, named V(detection): it counts
+  - Given the plan itself instead of a wave, it is the gate before the first wave, named V(detection), and counts
     the plan's C(failures), the hosts in scope that were unreachable at detection, so that with a budget of 0
     one such host stops the rollout before anything changes; pass its RV(_value.failures) on to every later gate.
 options:

@@ -151,7 +151,7 @@ _value:
           unreachable with O(unreachable=skip)), V(unreachable) (unreachable at detection, counted in C(failures)),
           V(operator) (named in O(exclude_hosts)) or V(quorum) (its cluster has no member to spare) and a C(detail).
         - A host that runs the fixed version is V(fixed) unless the last apply its state file records is of this
-          patch, to that version, and was never judged healthy (the run that made it ended before the soak): it
+          patch, to that version, and was never judged healthy (the run that made it ended before the soak); it
           is then planned in a wave with C(judge_only=true), so that it is soaked and gated like any other.
       type: list
       elements: dict

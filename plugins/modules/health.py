@@ -28,7 +28,7 @@ description:
     threshold that broke. With O(fail_on_unhealthy) the task then fails, still returning every metric.
   - Given O(manifest) (handled on the controller), the probes, thresholds, samples and soak come from the
     manifest's C(monitoring) section; task arguments win over it.
-  - Given O(judged_patch), a healthy verdict is also recorded in the host's state file, in the same round trip:
+  - Given O(judged_patch), a healthy verdict is also recorded in the host's state file, in the same round trip;
     the record of the apply of O(judged_patch) to O(judged_version) gets a C(judged) mark. That is the only
     change this module ever makes; without O(judged_patch) it only reads.
 author:
