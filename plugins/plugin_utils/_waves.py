@@ -567,8 +567,8 @@ def _plan(hosts, patch_id, urgency, affected, fixed, compatible, lead_time, poli
         if status == "unknown" and cluster is not None:
             down[cluster] = down.get(cluster, 0) + 1
         if name in operator_names:
-            state = f"unreachable: {why}" if lost else why if status == "unknown" else f"runs {version}"
-            excluded.append(_excluded(host, "operator", f"left out by the operator (exclude_hosts); {state}"))
+            state = f"; unreachable: {why}" if lost else f"; runs {version}" if status != "unknown" else ""
+            excluded.append(_excluded(host, "operator", f"left out by the operator (exclude_hosts){state}"))
             continue
         if status == "affected":
             in_scope.append(host)

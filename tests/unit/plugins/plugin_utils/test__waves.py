@@ -268,6 +268,13 @@ def test_unreachable_at_detection_counts_unless_left_out(kwargs, excluded, failu
     assert names(result) == ([] if "ok" in kwargs.get("exclude_hosts", []) else [("r", ["ok"])])
 
 
+def test_a_host_left_out_by_name_is_not_detected():
+    result = plan({"gone": host("r", detect={"skipped": True, "changed": False}), "ok": host("r")}, NO_CANARY, exclude_hosts=["gone"])
+    assert [(entry["host"], entry["reason"], entry["detail"]) for entry in result["excluded"]] == [
+        ("gone", "operator", "left out by the operator (exclude_hosts)")]
+    assert result["failures"] == [] and names(result) == [("r", ["ok"])]
+
+
 def test_an_unreachable_cluster_member_left_out_still_counts_as_down():
     hosts = {**cluster("db", 3), "db-2": host("r", cluster="db", role="secondary", detect=LOST)}
     for kwargs in ({}, {"unreachable": "skip"}, {"exclude_hosts": ["db-2"]}):
