@@ -271,7 +271,6 @@ def test_killed_mid_wave_a_rerun_patches_the_rest_and_judges_the_hosts_patched_b
         assert TIMESTAMP.match(state["applied"][0]["judged"]), (name, state)
 
 
-
 # 2026-03-03T01:30Z is a Tuesday, 02:30 in Berlin: a Tuesday 02:00-06:00 Berlin window is open (until 05:00Z), a
 # Saturday one is closed (next: 2026-03-07T01:00Z).
 NOW = "2026-03-03T01:30:00Z"
@@ -385,7 +384,8 @@ def test_a_host_lost_during_its_wave_counts_as_unknown_and_spends_the_budget(fle
 def test_a_host_unreachable_at_detection_stops_a_budget_0_rollout_before_anything_changes_unless_left_out(fleet, ansible, tmp_path):
     """One host of three is powered off before the rollout: with the default error budget of 0 the gate before the
     first wave stops the rollout, naming it, and no host changes. Left out by name, the rollout patches the others;
-    with fleetpatch_unreachable=skip it goes on too (ansible-playbook exits 4: a host was unreachable). The audit trail's plan record keeps what was left out."""
+    with fleetpatch_unreachable=skip it goes on too (ansible-playbook exits 4: a host was unreachable). The audit
+    trail's plan record keeps what was left out."""
     fleet.add([HostSpec(name=name, version="7.0.26") for name in ("up-1", "up-2", "down")])
     inventory = fleet.write_inventory()
     fleet.stop("down")

@@ -208,8 +208,8 @@ def test_a_judged_apply_says_so_on_the_rerun(fpdemo_host, host):
     assert apply_patch(params, host, False)["judged"] is False
     assert apply_patch(apply_params(fp, with_artifact=False), host, False)["judged"] is False  # never judged: the rerun says so
     assert record_judgment(params["state_file"], PATCH, "7.0.28", False)[0] is True
-    assert apply_patch(apply_params(fp, with_artifact=False), host, False) == apply_result(changed=False, diff=diff("7.0.28", "7.0.28"),
-                                                                                         judged=True)
+    rerun = apply_patch(apply_params(fp, with_artifact=False), host, False)
+    assert rerun == apply_result(changed=False, diff=diff("7.0.28", "7.0.28"), judged=True)
 
 
 def record(patch=PATCH, version="7.0.28", component="fpdemo", **extra):
