@@ -20,6 +20,6 @@ options:
       - The operation's journal records it, so an interrupted operation can be traced to its run.
     type: str
 notes:
-  - Every call that changes the host holds an exclusive lock on the state file's directory for its whole run, so two
-    fleetpatch calls on one host never interleave (a second one waits up to two minutes, then fails).
+  - Every call that changes the host holds an exclusive lock of its state file (a lock file in C(/run/lock)) for its whole
+    run, so two fleetpatch calls on one host never interleave (a second one waits up to two minutes, then fails).
 """

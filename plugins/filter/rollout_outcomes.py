@@ -17,7 +17,8 @@ description:
     could not be reached or gave no outcome; it is never reported patched.
   - V(rolled back) when its halted wave was rolled back.
   - V(patched) or V(unchanged) from the outcome of the P(fleetpatch.rollout.guarded_apply#role) role.
-  - V(deferred) with the next window when the plan deferred it, or when its window closed before its wave.
+  - V(deferred) with the next window when the plan deferred it, or when its window closed before its wave (the
+    plan's C(next_window) of the host).
   - V(unchanged) when the plan left it out because it already runs the fix, V(unknown) when its version could
     not be detected, V(left out) for the other reasons.
   - V(not started) when it was planned but the rollout stopped first.
@@ -31,7 +32,8 @@ options:
     description:
       - Each host in scope, mapped to what the rollout knows of it. Keys read
         C(region), C(cluster), C(version) (detected before the rollout), C(guarded_apply_result) (the role's
-        outcome), C(rollback) (the result of rolling its halted wave back), C(window_closed) (true when its window
+        outcome), C(applied) (the result of its apply, C(guarded_apply_apply), whose version a host lost during
+        its soak runs), C(rollback) (the result of rolling its halted wave back), C(window_closed) (true when its window
         closed before its wave).
     type: dict
     required: true
@@ -40,6 +42,16 @@ options:
     type: list
     elements: dict
     default: []
+  gate:
+    description:
+      - The last gate's decision (P(fleetpatch.rollout.wave_gate#filter)). When it halted, RV(_value.halt) says why
+        and what became of the halted wave's hosts.
+    type: dict
+  wave:
+    description:
+      - The wave whose gate halted, or V(null) when the gate before the first wave halted (hosts unreachable at
+        detection).
+    type: dict
 seealso:
   - plugin: fleetpatch.rollout.table
     plugin_type: filter
@@ -73,22 +85,30 @@ _value:
       description: The statuses, in the order the summary counts them.
       type: list
       elements: str
+    halt:
+      description:
+        - With a halted O(gate), why the rollout stops and, for a wave, which of its hosts were rolled back, could
+          not be reached, failed or were not started; V(null) otherwise.
+      type: str
 """
+
+from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._report import OUTCOMES, ReportError, outcome_rows, tally
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._report import OUTCOMES, ReportError, halt_message, outcome_rows, tally
 
 FILTER = "fleetpatch.rollout.rollout_outcomes"
 
 
-def rollout_outcomes(plan, hosts, failures=None):
+def rollout_outcomes(plan, hosts, failures=None, gate=None, wave=None):
     """The outcomes; AnsibleFilterError naming the filter, the field and the value otherwise."""
     try:
         rows = outcome_rows(plan, hosts, failures or ())
+        halt = halt_message(gate, wave, rows) if gate is not None and (not isinstance(gate, Mapping) or gate.get("halted")) else None
     except ReportError as exc:
         raise AnsibleFilterError(f"{FILTER}: {exc}") from None
-    return {"hosts": rows, "regions": tally(rows, "region", "status", OUTCOMES), "statuses": list(OUTCOMES)}
+    return {"hosts": rows, "regions": tally(rows, "region", "status", OUTCOMES), "statuses": list(OUTCOMES), "halt": halt}
 
 
 class FilterModule:

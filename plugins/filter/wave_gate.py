@@ -20,9 +20,12 @@ description:
     the whole rollout, and the gate halts when they EXCEED the budget. With a budget of 2, two failures go on and
     the third stops the rollout.
   - With O(planned=0) it checks the budget's form only, as the rollout's preflight does.
+  - Given the plan itself instead of a wave, it is the gate before the first wave, named V(detection), and counts
+    the plan's C(failures), the hosts in scope that were unreachable at detection, so that with a budget of 0
+    one such host stops the rollout before anything changes; pass its RV(_value.failures) on to every later gate.
 options:
   _input:
-    description: The wave, an item of the plan's C(waves).
+    description: The wave, an item of the plan's C(waves); or the plan, for the gate before the first wave.
     type: dict
     required: true
   hosts:
@@ -60,6 +63,11 @@ EXAMPLES = r"""
     gate: >-
       {{ wave | fleetpatch.rollout.wave_gate(hosts=what_each_host_did, reachable=ansible_play_hosts, failures=failures_so_far,
                                              budget='10%', planned=plan.summary.planned) }}
+  run_once: true
+
+- name: Gate before the first wave - hosts unreachable at detection count against the error budget
+  ansible.builtin.set_fact:
+    gate: "{{ plan | fleetpatch.rollout.wave_gate(hosts={}, reachable=[], budget=0, planned=plan.summary.planned) }}"
   run_once: true
 """
 

@@ -76,6 +76,23 @@ options:
         the next apply reverts the cut-off one first; that host is planned like any host on that release.
     type: str
     default: detect
+  exclude_hosts:
+    description:
+      - Names of hosts the operator leaves out of this rollout, whatever their state; each is listed in
+        C(excluded) with C(reason=operator). Each must be one of the input's hosts.
+      - A host outside C(compatible_with) that is left out no longer refuses the plan.
+    type: list
+    elements: str
+  unreachable:
+    description:
+      - What a host unreachable at detection does.
+      - V(fail) lists it in C(excluded) with C(reason=unreachable) and in C(failures), which the first gate
+        counts against the error budget (as C(unknown)), so that a budget of 0 stops the rollout before its first
+        wave.
+      - V(skip) leaves it out as C(unknown), like a host whose detection failed, without counting it.
+    type: str
+    choices: [fail, skip]
+    default: fail
 seealso:
   - plugin: fleetpatch.rollout.window_open
     plugin_type: filter
@@ -124,13 +141,20 @@ _value:
         - The waves, in order. Each has C(index) (from 1), C(name) (V(canary), V(eu-west), V(eu-west 1/2), ...),
           C(group) (V(canary) or the region) and C(hosts).
         - Each host has C(host), C(region), C(cluster), C(cluster_role), C(customer), C(version), C(window)
-          (V(open), V(override) or V(none)), C(window_end) (the cutoff, or V(null)) and C(reason).
+          (V(open), V(override) or V(none)), C(window_end) (the cutoff, or V(null)), C(next_window) (with a cutoff,
+          the start of its next window after it, or V(null)), C(judge_only) (it already runs the fix, its health is
+          to be judged) and C(reason).
       type: list
       elements: dict
     excluded:
       description:
-        - Hosts left out, each with C(reason) V(fixed), V(not_affected), V(unknown) (detection failed or
-          unreachable, or the state file is damaged) or V(quorum) (its cluster has no member to spare) and a C(detail).
+        - Hosts left out, each with C(reason) V(fixed), V(not_affected), V(unknown) (detection failed, the state file
+          is damaged, or unreachable with O(unreachable=skip)), V(unreachable) (unreachable at detection, counted in
+          C(failures)), V(operator) (named in O(exclude_hosts)) or V(quorum) (its cluster has no member to spare) and
+          a C(detail).
+        - A host that runs the fixed version is V(fixed) unless the last apply its state file records is of this
+          patch, to that version, and was never judged healthy (the run that made it ended before the soak); it
+          is then planned in a wave with C(judge_only=true), so that it is soaked and gated like any other.
       type: list
       elements: dict
     deferred:
@@ -143,10 +167,17 @@ _value:
       description: Hosts whose closed window was overridden, with C(reason) (V(urgent) or V(emergency)) and C(detail).
       type: list
       elements: dict
+    failures:
+      description:
+        - The hosts unreachable at detection (with O(unreachable=fail)), as the gate's failure records (C(host),
+          C(wave=detection), C(status=unknown), C(why)); the rollout's gates count them against the error budget.
+      type: list
+      elements: dict
     summary:
       description:
-        - Counts (C(hosts), C(planned), C(waves), C(canary), C(excluded) by reason, C(deferred), C(overrides)),
-          C(region_order), C(emergency) (who decided and why, or V(null)) and the C(policy) with its defaults.
+        - Counts (C(hosts), C(planned), C(waves), C(canary), C(judge_only), C(excluded) by reason, C(deferred),
+          C(overrides)), C(region_order), C(emergency) (who decided and why, or V(null)), the C(policy) with its
+          defaults and C(left_out) (O(exclude_hosts) and O(unreachable) as given).
       type: dict
   sample:
     patch: FP-2025-14847
@@ -165,6 +196,8 @@ _value:
             version: 7.0.26
             window: open
             window_end: "2026-03-03T05:00:00Z"
+            next_window: "2026-03-05T01:00:00Z"
+            judge_only: false
             reason: "canary: picked as canary, spread over regions; in its maintenance window until 2026-03-03T05:00:00Z; ..."
     excluded:
       - {host: euw-04, reason: fixed, detail: "runs 7.0.28, at or above the fixed version 7.0.28"}
@@ -172,6 +205,7 @@ _value:
       - {host: aps-02, reason: outside_window, detail: "routine patch: only inside the maintenance window",
          next_window: "2026-03-06T20:30:00Z", next_window_end: "2026-03-07T00:30:00Z"}
     overrides: []
+    failures: []
 """
 
 from ansible.errors import AnsibleFilterError
@@ -182,7 +216,7 @@ from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._waves import P
 FILTER = "fleetpatch.rollout.wave_plan"
 
 
-def wave_plan(hosts, manifest, policy=None, now=None, notifications=None, detect_key="detect"):
+def wave_plan(hosts, manifest, policy=None, now=None, notifications=None, detect_key="detect", exclude_hosts=None, unreachable="fail"):
     """The plan of ``manifest`` over ``hosts``; AnsibleFilterError naming the filter otherwise."""
     if isinstance(manifest, str):
         try:
@@ -192,7 +226,8 @@ def wave_plan(hosts, manifest, policy=None, now=None, notifications=None, detect
     if not isinstance(detect_key, str) or not detect_key:
         raise AnsibleFilterError(f"{FILTER}: detect_key: expected a variable name, got {detect_key!r}")
     try:
-        return plan_waves(hosts, manifest, policy=policy, now=now, notifications=notifications, detect_key=detect_key)
+        return plan_waves(hosts, manifest, policy=policy, now=now, notifications=notifications, detect_key=detect_key,
+                          exclude_hosts=exclude_hosts, unreachable=unreachable)
     except PlanError as exc:
         raise AnsibleFilterError(f"{FILTER}: {exc}") from None
 

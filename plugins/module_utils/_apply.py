@@ -23,9 +23,10 @@ import glob
 import os
 import shutil
 import signal
+from contextlib import nullcontext
 
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._lease import check_lease
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._lease import check_lease, state_lock
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._release import (
     Service,
     current_version,
@@ -34,10 +35,10 @@ from ansible_collections.fleetpatch.rollout.plugins.module_utils._release import
     unpack_artifact,
     verify_sha256,
 )
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import JOURNAL_STEPS, utc_now, with_state_file
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import JOURNAL_STEPS, StateFile, utc_now, with_state_file
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._version import Version, VersionError, VersionRange
 
-__all__ = ["STEPS", "apply_patch", "rollback_patch"]
+__all__ = ["STEPS", "apply_patch", "judged_state", "record_judgment", "rollback_patch"]
 
 STEPS = JOURNAL_STEPS  # the journal's steps, in an apply's order (a rollback takes journaled, switched, confirmed)
 CRASH_ENV = "FLEETPATCH_CRASH_AT"
@@ -122,6 +123,40 @@ def _begin(store, params, service, check_mode, result):
         result["recovered"] = _recover(store, params, service)
 
 
+def judged_state(state, component, patch_id, version):
+    """Whether the health of the apply that made ``component`` run ``version`` was judged.
+
+    True or False when the last ``applied`` record of ``component`` is of ``patch_id`` to ``version`` (it has
+    a ``judged`` mark, or not yet); None when the host runs ``version`` by other means (no such record).
+    """
+    records = [entry for entry in state["applied"] if isinstance(entry, dict) and entry.get("component") in (None, component)]
+    if not records or records[-1].get("patch") != patch_id or records[-1].get("version") != version:
+        return None
+    return bool(records[-1].get("judged"))
+
+
+def record_judgment(state_file, patch_id, version, check_mode, owner=None):
+    """Mark the last ``applied`` record of ``patch_id``, when it is to ``version``, as judged healthy now.
+
+    ``(changed, judged)``: ``judged`` is the record's mark (the time it was judged), or None when the state file
+    holds no apply of ``patch_id`` to ``version`` to mark (the release came by other means). The mark is written
+    under the host's state lock, and only by the run that holds the host (``owner``), if any does.
+    """
+    with nullcontext() if check_mode else state_lock(state_file):
+        store = StateFile(state_file)
+        records = [entry for entry in store.state["applied"] if entry.get("patch") == patch_id]
+        if not records or records[-1].get("version") != version:
+            return False, None
+        record = records[-1]
+        if record.get("judged"):
+            return False, record["judged"]
+        check_lease(store.state, owner, state_file)
+        record["judged"] = utc_now()
+        if not check_mode:
+            store.save()
+        return True, record["judged"]
+
+
 def _diff(before, after):
     return {"before": {"current": before}, "after": {"current": after}}
 
@@ -149,6 +184,7 @@ def apply_patch(store, params, host, check_mode):
     if current_version_ > target_version:
         raise PatchError(f"refusing to downgrade {params['component']} from {current} to {target}", installed=current)
     if current_version_ == target_version:
+        result["judged"] = judged_state(state, params["component"], params["patch_id"], target)
         if service.running_version() == target:
             result["previous"] = (state["components"].get(params["component"]) or {}).get("previous", current)
             result["diff"] = _diff(current, current)
@@ -163,6 +199,7 @@ def apply_patch(store, params, host, check_mode):
             installed=current,
         )
     result["changed"] = True
+    result["judged"] = False  # a new apply: its health is yet to be judged
     needs_unpack = not release_complete(params["install_dir"], target)
     if check_mode:
         return result

@@ -8,10 +8,16 @@ The state file is one JSON object per host::
 
     {"format": 1,
      "components": {"fpdemo": {"version": "7.0.28", "previous": "7.0.26"}},
-     "applied": [{"patch": "FP-2025-14847", "component": "fpdemo", "version": "7.0.28", "from": "7.0.26", "at": "2026-...Z"}],
+     "applied": [{"patch": "FP-2025-14847", "component": "fpdemo", "version": "7.0.28", "from": "7.0.26", "at": "2026-...Z",
+                  "judged": "2026-...Z"}],
      "deferred": [{"patch": "FP-2025-14847", "reason": "outside maintenance window", "until": "2026-...Z", "at": "..."}],
      "rollbacks": [{"patch": "FP-2025-14847", "component": "fpdemo", "from": "7.0.28", "to": "7.0.26", "at": "..."}],
      "journal": null}
+
+An ``applied`` record gains ``"judged": "<RFC 3339 UTC time>"`` (a string; absent until then) when
+``fleetpatch.rollout.health`` judged the patched host healthy after its soak (its options ``judged_patch`` and
+``judged_version``; ``_apply.record_judgment``). A record without it is an apply whose run ended before the
+judgment: the planner plans that host again, to soak and gate it (``plugin_utils/_waves.py``).
 
 ``journal`` is not null while an apply or rollback is under way (it names the operation, the release it
 started from, the release it goes to and the last step done); a later run finds it there and reverts it.
@@ -76,7 +82,8 @@ def _one_of(*choices, null=False):
 
 # A record's fields: name -> (kind, required).
 _COMPONENT = {"version": (_TEXT, True), "previous": (_TEXT_OR_NULL, True), "rolled_back_from": (_TEXT, False)}
-_APPLIED = {"patch": (_TEXT, True), "component": (_TEXT, True), "version": (_TEXT, True), "from": (_TEXT, False), "at": (_TEXT, True)}
+_APPLIED = {"patch": (_TEXT, True), "component": (_TEXT, True), "version": (_TEXT, True), "from": (_TEXT, False), "at": (_TEXT, True),
+            "judged": (_TEXT, False)}
 _DEFERRED = {"patch": (_TEXT, True), "reason": (_TEXT, True), "until": (_TEXT_OR_NULL, True), "at": (_TEXT, True)}
 # A rollback may be run without a patch_id: its records and journal then carry "patch": null.
 _ROLLBACK = {"patch": (_TEXT_OR_NULL, True), "component": (_TEXT, True), "from": (_TEXT, True), "to": (_TEXT, True), "at": (_TEXT, True)}

@@ -138,6 +138,15 @@ previous:
   returned: success
   type: str
   sample: 7.0.26
+judged:
+  description:
+    - Whether the health of the apply that made the host run RV(version) was judged healthy (the C(judged) mark
+      M(fleetpatch.rollout.health) writes with O(fleetpatch.rollout.health#module:judged_patch)); V(false) for an
+      apply this run makes, or one an earlier run made but ended before judging it.
+    - V(null) when the host already ran RV(version) by other means (no apply of this patch recorded).
+  returned: success
+  type: bool
+  sample: false
 recovered:
   description: The journal of an interrupted apply or rollback that this run reverted first.
   returned: when an interrupted operation was found

@@ -163,11 +163,15 @@ fixed:
   type: bool
   sample: false
 applied:
-  description: Patches fleetpatch applied to this component on the host, oldest first; V(null) when RV(state_error) is set.
+  description:
+    - Patches fleetpatch applied to this component on the host, oldest first; V(null) when RV(state_error) is set.
+    - C(judged) is when M(fleetpatch.rollout.health) judged the patched host healthy; a record without it is an
+      apply whose run ended before the judgment.
   returned: success
   type: list
   elements: dict
-  sample: [{"patch": "FP-2025-14847", "component": "fpdemo", "version": "7.0.28", "at": "2026-11-22T03:10:00Z"}]
+  sample: [{"patch": "FP-2025-14847", "component": "fpdemo", "version": "7.0.28", "from": "7.0.26", "at": "2026-11-22T03:10:00Z",
+            "judged": "2026-11-22T03:15:02Z"}]
 deferred:
   description: Patches fleetpatch deferred on this host, with the reason and until when; V(null) when RV(state_error) is set.
   returned: success

@@ -40,11 +40,16 @@ description:
     threshold that broke. With O(fail_on_unhealthy) the task then fails, still returning every metric.
   - Given O(manifest) (handled on the controller), the probes, thresholds, samples, interval, soak and
     O(consecutive_failures) come from the manifest's C(monitoring) section; task arguments win over it.
+  - Given O(judged_patch), a healthy verdict is also recorded in the host's state file, in the same round trip;
+    the record of the apply of O(judged_patch) to O(judged_version) gets a C(judged) mark. That is the only
+    change this module ever makes; without O(judged_patch) it only reads.
 author:
   - fleetpatch maintainers (@fleetpatch)
 extends_documentation_fragment:
   - fleetpatch.rollout.attributes
-  - fleetpatch.rollout.attributes.info_module
+  - fleetpatch.rollout.attributes.state_changing
+  - fleetpatch.rollout.service.state_file
+  - fleetpatch.rollout.lease
 options:
   manifest:
     description:
@@ -194,6 +199,18 @@ options:
         rollback, where the old release is known to be vulnerable and only its health is in question.
     type: bool
     default: true
+  judged_patch:
+    description:
+      - The patch whose apply this check judges, like V(FP-2025-14847). When the verdict is healthy, the last
+        record of its apply in the state file O(state_file), if it is to O(judged_version), is marked C(judged)
+        (once; RV(judged) tells when). A rollout re-run plans a host whose apply was never judged (its run ended
+        during the soak) to soak and gate it again, and takes one with the mark as done.
+      - Nothing is recorded when the verdict fails, or when the state file holds no such apply.
+    type: str
+  judged_version:
+    description:
+      - The release the apply of O(judged_patch) installed (the fixed version). Required with O(judged_patch).
+    type: str
   fail_on_unhealthy:
     description:
       - Fail the task when the verdict fails (or the host is still vulnerable). With V(false) the verdict is
@@ -336,6 +353,13 @@ soaked_seconds:
   returned: always
   type: float
   sample: 300.4
+judged:
+  description:
+    - With O(judged_patch), when the apply's record was marked judged (now, or by an earlier check); V(null)
+      when nothing was marked (unhealthy, or no such apply recorded).
+  returned: when O(judged_patch) is given
+  type: str
+  sample: "2026-03-03T01:31:07Z"
 thresholds:
   description: The thresholds applied.
   returned: always
@@ -345,6 +369,8 @@ thresholds:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._apply import record_judgment
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._argspec import OWNER_ARGSPEC, STATE_FILE_ARGSPEC
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._health import check_health
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._host import ModuleHost
@@ -395,13 +421,25 @@ def main():
             "peers": {"type": "list", "elements": "dict"},
             "check_vulnerability": {"type": "bool", "default": True},
             "fail_on_unhealthy": {"type": "bool", "default": True},
+            "judged_patch": {"type": "str"},
+            "judged_version": {"type": "str"},
+            **STATE_FILE_ARGSPEC,
+            **OWNER_ARGSPEC,
         },
+        required_together=[("judged_patch", "judged_version")],
         supports_check_mode=True,
     )
     params = dict(module.params)
     params["thresholds"] = {key: value for key, value in (params["thresholds"] or {}).items() if value is not None}
     try:
         result = check_health(params, ModuleHost(module), module.check_mode)
+        if params["judged_patch"]:
+            result["judged"] = None
+            if result["healthy"]:
+                result["changed"], result["judged"] = record_judgment(params["state_file"], params["judged_patch"], params["judged_version"],
+                                                                      module.check_mode, owner=params["owner"])
+            if module._diff:
+                result["diff"] = {"before": {"judged": None if result["changed"] else result["judged"]}, "after": {"judged": result["judged"]}}
     except PatchError as exc:
         module.fail_json(msg=str(exc), **exc.details)
     module.exit_json(**result)

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-__all__ = ["OUTCOMES", "ReportError", "format_table", "outcome_rows", "plan_rows", "tally"]
+__all__ = ["OUTCOMES", "ReportError", "format_table", "halt_message", "outcome_rows", "plan_rows", "tally"]
 
 # The rollout's outcomes, in the order the summary counts them.
 OUTCOMES = ("patched", "unchanged", "deferred", "failed", "rolled back", "unknown", "not started", "left out")
 # Where an excluded host's reason puts it in the summary (other reasons: "left out").
-_EXCLUDED_OUTCOME = {"unknown": "unknown", "fixed": "unchanged"}
+_EXCLUDED_OUTCOME = {"unknown": "unknown", "unreachable": "unknown", "fixed": "unchanged"}
+# How the halt message names what became of a halted wave's hosts (by their outcome), in this order.
+_HALT_GROUPS = (("rolled back", "rolled back"), ("unknown", "could not be reached (state unknown)"), ("failed", "failed"),
+                ("deferred", "not started (window closed)"))
 
 
 class ReportError(ValueError):
@@ -109,12 +112,24 @@ def plan_rows(plan):
     return rows
 
 
+def _applied_version(facts):
+    """The version a host's apply reported when it completed (``applied``: the apply's result), or None."""
+    applied = facts.get("applied")
+    if not isinstance(applied, Mapping) or applied.get("failed") or applied.get("unreachable") or applied.get("skipped"):
+        return None
+    return applied.get("version") or None
+
+
 def _outcome(name, facts, plan_index, failed):
     """(outcome, detail) of one host; ``plan_index`` maps host names to their kind of plan entry."""
     result = facts.get("guarded_apply_result")
     kind, entry = plan_index.get(name, (None, None))
     if name in failed:
-        return failed[name]["status"].replace("_", " "), failed[name].get("why") or ""
+        detail = failed[name].get("why") or ""
+        applied = _applied_version(facts)
+        if applied and not isinstance(result, Mapping) and not (facts.get("rollback") or {}).get("changed"):
+            detail += f"; its apply to {applied} had completed"
+        return failed[name]["status"].replace("_", " "), detail
     rollback = facts.get("rollback") or {}
     if rollback.get("unreachable"):
         return "unknown", f"its wave's rollback could not reach it: {rollback.get('msg') or 'unreachable'}"
@@ -129,7 +144,8 @@ def _outcome(name, facts, plan_index, failed):
     if kind == "excluded":
         return _EXCLUDED_OUTCOME.get(entry["reason"], "left out"), entry.get("detail") or ""
     if facts.get("window_closed"):
-        return "deferred", "window closed before its wave"
+        following = entry.get("next_window") if kind == "planned" else None
+        return "deferred", "window closed before its wave" + (f"; next window {following}" if following else "")
     if kind == "planned":
         return "not started", "the rollout stopped first"
     return "unknown", ""
@@ -140,8 +156,10 @@ def outcome_rows(plan, hosts, failures=()):
 
     ``hosts`` maps each host in scope to what the rollout knows of it: ``region``, ``cluster``,
     ``guarded_apply_result`` (the role's outcome, when the host's wave started it), ``rollback`` (the result of
-    rolling its halted wave back: changed, failed or unreachable, with ``version`` and ``msg``), ``window_closed``
-    (true when its window closed before its wave) and ``version`` (the version detected before the rollout). ``failures`` are the gate's records
+    rolling its halted wave back: changed, failed or unreachable, with ``version`` and ``msg``), ``applied`` (the
+    result of its apply: a host lost during its soak has no ``guarded_apply_result``, but runs the applied
+    version), ``window_closed`` (true when its window closed before its wave) and ``version`` (the version
+    detected before the rollout). ``failures`` are the gate's records
     (``host``, ``status``, ``why``). Each row has ``host``, ``region``, ``cluster``, ``version`` (the one it
     runs now, as far as the rollout knows), ``status`` and ``detail``.
     """
@@ -168,8 +186,38 @@ def outcome_rows(plan, hosts, failures=()):
         rollback = facts.get("rollback") or {}
         if rollback.get("changed"):
             version = rollback.get("version")
+        elif isinstance(result, Mapping):
+            version = result.get("version")
         else:
-            version = result.get("version") if isinstance(result, Mapping) else None
+            version = _applied_version(facts)
         rows.append({"host": name, "region": facts.get("region") or "-", "cluster": facts.get("cluster") or "-",
                      "version": version or facts.get("version") or "unknown", "status": status, "detail": detail})
     return rows
+
+
+def halt_message(gate, wave, rows):
+    """Why a rollout stops, and what became of the hosts of the wave that stopped it.
+
+    ``gate`` is the halting gate's decision (``failures``, ``budget``); ``wave`` the halted wave of the plan, or
+    None for the gate before the first wave (hosts unreachable at detection); ``rows`` the :func:`outcome_rows`
+    after the wave's rollback, which tell the hosts rolled back from those that could not be reached.
+    """
+    if not isinstance(gate, Mapping) or not isinstance(gate.get("failures"), list) or "budget" not in gate:
+        raise ReportError(f"gate: expected the decision of fleetpatch.rollout.wave_gate, got {str(gate)[:60]!r}")
+    failures = gate["failures"]
+    names = ", ".join(str(failure.get("host")) for failure in failures if isinstance(failure, Mapping))
+    if wave is None:
+        return (f"before the first wave: {len(failures)} host(s) in scope could not be reached at detection ({names}), against an error "
+                f"budget of {gate['budget']}; nothing was patched. Bring them back, or leave them out of the rollout by name "
+                "(fleetpatch_exclude_hosts) or every host unreachable at detection (fleetpatch_unreachable: skip)")
+    if not isinstance(wave, Mapping) or not isinstance(wave.get("hosts"), list) or "name" not in wave:
+        raise ReportError(f"wave: expected a wave of the plan of fleetpatch.rollout.wave_plan, got {str(wave)[:60]!r}")
+    status = {row.get("host"): row.get("status") for row in rows if isinstance(row, Mapping)}
+    groups = {}
+    for entry in wave["hosts"]:
+        groups.setdefault(status.get(entry["host"], "unknown"), []).append(entry["host"])
+    labels = dict(_HALT_GROUPS)
+    order = [key for key, _label in _HALT_GROUPS] + sorted(key for key in groups if key not in labels)
+    parts = [f"{labels.get(key, key)}: {', '.join(groups[key])}" for key in order if key in groups]
+    return (f"wave {wave['name']}: {len(failures)} failed against an error budget of {gate['budget']} ({names}); of the wave's hosts, "
+            + "; ".join(parts) + "; no later wave starts (the summary says how each host ended)")

@@ -9,9 +9,15 @@ PRIVATE to the fleetpatch.rollout collection: no compatibility promise to code o
 policy into a plain, JSON-serialisable plan (see its docstring for the shape). Pure Python; it decides, it
 runs nothing. The rules, in the order they apply:
 
-1. Scope. A host whose detection failed or was unreachable is excluded as ``unknown`` (never planned as
-   patched); one whose version is at or above ``fixed_version`` and outside ``affected`` as ``fixed``; one
-   outside ``affected`` as ``not_affected``. The rest, the affected hosts, are in scope.
+1. Scope. A host the operator names in ``exclude_hosts`` is left out as ``operator``, whatever its state. A
+   host that was unreachable at detection is excluded as ``unreachable`` and counts against the rollout's error
+   budget as ``unknown`` (it is listed in the plan's ``failures``, which the first gate starts from), unless
+   ``unreachable`` is ``skip``: then it is left out as ``unknown`` like a host whose detection failed (never
+   planned as patched). A host at or above ``fixed_version`` and outside ``affected`` is excluded as ``fixed``,
+   unless the last patch the host's state file records applying is this one, to the release it runs, and its
+   health was never judged (no ``judged`` mark: a run killed between the apply and the end of the soak): that
+   host is in scope, ``judge_only``, so that its wave soaks and gates it like any other. One outside
+   ``affected`` is excluded as ``not_affected``. The rest, the affected hosts, are in scope.
 2. Mixed versions. If any host in scope runs a version outside ``compatible_with`` (the versions that may run
    beside ``fixed_version`` during the rollout), the plan is refused with :class:`PlanError` naming every such
    host and its version.
@@ -53,7 +59,7 @@ from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._windows import
     PLAN_SCHEMA, UTC, WindowError, format_utc, parse_utc, parse_window, window_key, window_state,
 )
 
-__all__ = ["DEFAULT_POLICY", "PlanError", "plan_waves", "validate_policy"]
+__all__ = ["DEFAULT_POLICY", "PlanError", "UNREACHABLE_MODES", "plan_waves", "unjudged_apply", "validate_policy"]
 
 DEFAULT_POLICY = {
     "canary": {"count": 1, "spread": "regions"},
@@ -65,6 +71,8 @@ DEFAULT_POLICY = {
     "emergency": None,
 }
 URGENCIES = ("routine", "urgent", "emergency")
+UNREACHABLE_MODES = ("fail", "skip")
+DETECTION_WAVE = "detection"  # the "wave" of the failures found before the first wave
 ROLES = ("primary", "secondary")
 _ROLES_OR_NONE = frozenset(ROLES + (None,))
 NO_REGION = "no region"
@@ -173,36 +181,51 @@ def _host_items(hosts):
 
 
 def _detected(facts, detect_key):
-    """``(version, None)`` from a host's detection result, or ``(None, why it is unknown)``."""
+    """``(version, None, False)`` from a host's detection result, or ``(None, why it is unknown, unreachable)``."""
     result = facts.get(detect_key)
     if result is not None:
         if result.__class__ is not dict and not isinstance(result, Mapping):
-            return None, f"detect result is not a mapping: {short_repr(result)}"
+            return None, f"detect result is not a mapping: {short_repr(result)}", False
         if result.get("unreachable"):
-            return None, f"unreachable: {short_repr(result.get('msg', ''))}"
+            return None, f"{short_repr(result.get('msg', ''))}", True
         if result.get("failed"):
-            return None, f"detection failed: {short_repr(result.get('msg', ''))}"
+            return None, f"detection failed: {short_repr(result.get('msg', ''))}", False
         if result.get("skipped"):
-            return None, "detection was skipped"
+            return None, "detection was skipped", False
         if result.get("state_error"):
             # The version is known, but not whether an operation was cut off there: the host cannot be placed.
-            return None, f"state file unusable: {short_repr(result['state_error'])}"
+            return None, f"state file unusable: {short_repr(result['state_error'])}", False
         interrupted = result.get("interrupted")
         if isinstance(interrupted, Mapping) and interrupted.get("op") == "apply" and interrupted.get("from"):
             # An apply cut off on the host is reverted by the next apply: the host counts at the release it goes back to.
-            return interrupted["from"], None
+            return interrupted["from"], None, False
         version = result.get("version")
     else:
         version = facts.get("version")
     if version is None or version == "unknown":
-        return None, "no detection result"
-    return version, None
+        return None, "no detection result", False
+    return version, None, False
+
+
+def unjudged_apply(result, patch_id, version):
+    """Whether a detection ``result`` shows that ``version`` runs because of an apply of ``patch_id`` never judged.
+
+    True when the last ``applied`` record of the host's state file (as ``fleetpatch.rollout.detect`` returns it)
+    is of ``patch_id``, to ``version``, without a ``judged`` mark: the apply completed, but the run that made it
+    ended before the soak judged the host healthy. A host that runs the fix by other means has no such record.
+    """
+    applied = result.get("applied") if isinstance(result, Mapping) else None
+    if not isinstance(applied, list) or not applied or not isinstance(applied[-1], Mapping):
+        return False
+    last = applied[-1]
+    return last.get("patch") == patch_id and str(last.get("version")) == version and not last.get("judged")
 
 
 class _Host:
     """One host as the planner sees it."""
 
-    __slots__ = ("name", "region", "cluster", "role", "customer", "version", "window", "window_end", "note", "decision", "next_window")
+    __slots__ = ("name", "region", "cluster", "role", "customer", "version", "window", "window_end", "note", "decision", "next_window",
+                 "after_window", "judge_only")
 
     def __init__(self, name, facts):
         self.name = name
@@ -216,6 +239,8 @@ class _Host:
         self.note = ""
         self.decision = None
         self.next_window = None
+        self.after_window = None
+        self.judge_only = False
 
     def problems(self):
         """Lines about variables of the wrong kind."""
@@ -403,7 +428,7 @@ def _duration_text(delta):
     return "".join(parts) or "0s"
 
 
-def plan_waves(hosts, manifest, policy=None, now=None, notifications=None, detect_key="detect"):
+def plan_waves(hosts, manifest, policy=None, now=None, notifications=None, detect_key="detect", exclude_hosts=None, unreachable="fail"):
     """Plan the rollout of ``manifest`` over ``hosts``; return the plan as plain data, raise PlanError otherwise.
 
     ``hosts`` maps host name to its variables (or is a list of them, each with ``host``): ``region``,
@@ -413,7 +438,10 @@ def plan_waves(hosts, manifest, policy=None, now=None, notifications=None, detec
     string ``unknown`` makes the host unknown). Affected and fixed are decided here from ``version`` by the
     manifest's ranges. ``manifest`` is a checked manifest (``fleetpatch.rollout.manifest``). ``policy`` is
     described by ``plan.schema.json``; ``now`` an aware datetime or RFC 3339 string (default: the current
-    time); ``notifications`` the pre-notification record (a path, its loaded data, or None).
+    time); ``notifications`` the pre-notification record (a path, its loaded data, or None); ``exclude_hosts``
+    the names of hosts the operator leaves out, whatever their state (each must be one of ``hosts``);
+    ``unreachable`` what a host unreachable at detection does: ``fail`` (count against the error budget, listed
+    in ``failures``) or ``skip`` (left out as ``unknown``).
 
     The plan (times are UTC, ``2025-12-18T09:30:00Z``)::
 
@@ -421,17 +449,25 @@ def plan_waves(hosts, manifest, policy=None, now=None, notifications=None, detec
          "waves": [{"index": 1, "name": "canary", "group": "canary",
                     "hosts": [{"host", "region", "cluster", "cluster_role", "customer", "version",
                                "window": "open" | "override" | "none", "window_end": "..." | None,
+                               "next_window": "..." | None, "judge_only": False,
                                "reason": "why it is in this wave"}]},
                    {"index": 2, "name": "eu-west 1/2", "group": "eu-west", "hosts": [...]}, ...],
-         "excluded": [{"host", "region", "cluster", "customer", "version", "reason": "fixed" | "not_affected" | "unknown" | "quorum", "detail"}],
+         "excluded": [{"host", "region", "cluster", "customer", "version",
+                       "reason": "fixed" | "not_affected" | "unknown" | "unreachable" | "operator" | "quorum", "detail"}],
+         "failures": [{"host", "wave": "detection", "status": "unknown", "why"}],
          "deferred": [{"host", "region", "cluster", "customer", "version", "reason": "outside_window" | "no_window", "detail",
                        "next_window": "..." | None, "next_window_end": "..." | None}],
          "overrides": [{"host", "customer", "reason": "urgent" | "emergency", "detail", "next_window"}],
-         "summary": {"hosts", "planned", "waves", "canary", "excluded": {reason: count}, "deferred", "overrides",
-                     "region_order", "emergency": {"decided_by", "justification"} | None, "policy": {...}}}
+         "summary": {"hosts", "planned", "waves", "canary", "judge_only", "excluded": {reason: count}, "deferred", "overrides",
+                     "region_order", "emergency": {"decided_by", "justification"} | None, "policy": {...},
+                     "left_out": {"exclude_hosts": [...], "unreachable": "fail" | "skip"}}}
 
-    ``window_end`` is the cutoff: the rollout must not start the host at or after it (``may_start``). Lists
-    other than the waves' hosts are sorted by host name; a wave's hosts too.
+    ``window_end`` is the cutoff: the rollout must not start the host at or after it (``may_start``);
+    ``next_window`` the start of the host's next window after that (None without a cutoff), for a host whose
+    window closes before its turn. ``judge_only`` marks a host that already runs the fix by an apply never judged
+    (its wave only soaks and gates it). ``failures`` are the hosts unreachable at detection, counted against the
+    error budget before the first wave. Lists other than the waves' hosts are sorted by host name; a wave's
+    hosts too.
     """
     patch_id, urgency, affected, fixed, compatible, lead_time = _manifest_rules(manifest)
     policy = validate_policy(policy)
@@ -446,9 +482,28 @@ def plan_waves(hosts, manifest, policy=None, now=None, notifications=None, detec
             notifications = validate_notifications(notifications)
     except (ValueError, NotificationError) as exc:
         raise PlanError(str(exc).splitlines()) from None
+    left_out = _left_out(exclude_hosts, unreachable)
 
     with _gc_paused():
-        return _plan(hosts, patch_id, urgency, affected, fixed, compatible, lead_time, policy, now, notifications, detect_key)
+        return _plan(hosts, patch_id, urgency, affected, fixed, compatible, lead_time, policy, now, notifications, detect_key, left_out)
+
+
+def _left_out(exclude_hosts, unreachable):
+    """``{"exclude_hosts": sorted names, "unreachable": mode}`` checked; PlanError naming the field and value otherwise."""
+    errors = []
+    if exclude_hosts is None:
+        exclude_hosts = []
+    if isinstance(exclude_hosts, (str, bytes, Mapping)) or not isinstance(exclude_hosts, (list, tuple, set, frozenset)):
+        errors.append(f"exclude_hosts: expected a list of host names, got {type(exclude_hosts).__name__} {short_repr(exclude_hosts)}")
+        exclude_hosts = []
+    for index, name in enumerate(exclude_hosts):
+        if not isinstance(name, str) or not name:
+            errors.append(f"exclude_hosts[{index}]: expected a host name, got {short_repr(name)}")
+    if unreachable not in UNREACHABLE_MODES:
+        errors.append(f"unreachable: {short_repr(unreachable)} is not one of {', '.join(repr(mode) for mode in UNREACHABLE_MODES)}")
+    if errors:
+        raise PlanError(errors)
+    return {"exclude_hosts": sorted(set(exclude_hosts)), "unreachable": unreachable}
 
 
 @contextlib.contextmanager
@@ -467,11 +522,17 @@ def _gc_paused():
             gc.enable()
 
 
-def _plan(hosts, patch_id, urgency, affected, fixed, compatible, lead_time, policy, now, notifications, detect_key):
+def _plan(hosts, patch_id, urgency, affected, fixed, compatible, lead_time, policy, now, notifications, detect_key, left_out):
     """plan_waves after its arguments are checked."""
     items = _host_items(hosts)
     errors = []
     excluded = []
+    failures = []
+    operator_names = set(left_out["exclude_hosts"])
+    unknown_names = operator_names.difference(name for name, _facts in items)
+    if unknown_names:
+        raise PlanError([f"exclude_hosts: {name!r} is not a host of the rollout (its hosts, after any --limit)" for name in sorted(unknown_names)])
+    skip_unreachable = left_out["unreachable"] == "skip"
     in_scope = []
     mixed = {}
     versions = {}
@@ -497,16 +558,26 @@ def _plan(hosts, patch_id, urgency, affected, fixed, compatible, lead_time, poli
         cluster = host.cluster
         if cluster is not None:
             members[cluster] = members.get(cluster, 0) + 1
-        version, why = _detected(facts, detect_key)
+        version, why, lost = _detected(facts, detect_key)
         status = "unknown"
         if version is not None:
             host.version = version = str(version)
             status, ok = _classify(version, versions, affected, fixed, compatible)
             if status == "bad":
                 status, why = "unknown", f"detected version {short_repr(version)} is not a version"
-            elif not ok:
+            elif not ok and name not in operator_names:
                 mixed[name] = version
+        if status == "unknown" and cluster is not None:
+            down[cluster] = down.get(cluster, 0) + 1
+        if name in operator_names:
+            state = f"; unreachable: {why}" if lost else f"; runs {version}" if status != "unknown" else ""
+            excluded.append(_excluded(host, "operator", f"left out by the operator (exclude_hosts){state}"))
+            continue
         if status == "affected":
+            in_scope.append(host)
+        elif status == "fixed" and unjudged_apply(facts.get(detect_key), patch_id, version):
+            host.judge_only = True
+            host.note = f"runs {version}, applied by an earlier run of {patch_id} that ended before its health was judged: judged now"
             in_scope.append(host)
         elif status == "fixed":
             excluded.append(_excluded(host, "fixed", f"runs {version}, at or above the fixed version {fixed}"))
@@ -514,10 +585,12 @@ def _plan(hosts, patch_id, urgency, affected, fixed, compatible, lead_time, poli
         elif status == "not_affected":
             excluded.append(_excluded(host, "not_affected", f"runs {version}, outside the affected range {affected}"))
             continue
+        elif lost and not skip_unreachable:
+            excluded.append(_excluded(host, "unreachable", f"unreachable at detection: {why}; counts against the error budget as unknown"))
+            failures.append({"host": name, "wave": DETECTION_WAVE, "status": "unknown", "why": f"unreachable at detection: {why}"})
+            continue
         else:
-            if cluster is not None:
-                down[cluster] = down.get(cluster, 0) + 1
-            excluded.append(_excluded(host, "unknown", why))
+            excluded.append(_excluded(host, "unknown", f"unreachable: {why}; left out (unreachable: skip)" if lost else why))
             continue
         # Its window: read and evaluated once per distinct window; decided here, sorted out after the budgets.
         data = facts.get("maintenance_window")
@@ -554,17 +627,18 @@ def _plan(hosts, patch_id, urgency, affected, fixed, compatible, lead_time, poli
         if closes is not None:
             host.decision = "open"
             if may_override:
-                host.note = f"in its maintenance window (closing {closes}; no cutoff: {because})"
+                host.note = f"in its maintenance window (closing {closes}; no cutoff: {because})" + (f"; {host.note}" if host.note else "")
             else:
                 host.window_end = closes
-                host.note = f"in its maintenance window until {closes}"
+                host.after_window = next_start
+                host.note = f"in its maintenance window until {closes}" + (f"; {host.note}" if host.note else "")
         elif may_override:
             host.decision = "override"
-            host.note = because
+            host.note = because + (f"; {host.note}" if host.note else "")
             host.next_window = next_start
         else:
             host.decision = "deferred"
-            host.note = refusal
+            host.note = refusal + (f"; {host.note}" if host.note else "")
             host.next_window = (next_start, next_end)
     if errors:
         raise PlanError(sorted(errors))
@@ -595,17 +669,19 @@ def _plan(hosts, patch_id, urgency, affected, fixed, compatible, lead_time, poli
             deferred.append(_deferred(host, "outside_window", host.note, *host.next_window))
         elif decision == "none":
             host.window = "none"
-            host.note = "no maintenance window"
+            host.note = "no maintenance window" + (f"; {host.note}" if host.note else "")
             planned.append(host)
         else:
-            deferred.append(_deferred(host, "no_window", "no maintenance window, and the policy defers such hosts (unwindowed: defer)", None, None))
+            deferred.append(_deferred(host, "no_window", "no maintenance window, and the policy defers such hosts (unwindowed: defer)"
+                                      + (f"; {host.note}" if host.note else ""), None, None))
 
     waves, order, canary_count = _waves(planned, policy, regions_all, budget, members)
     by_host = operator.itemgetter("host")
     excluded.sort(key=by_host)
     deferred.sort(key=by_host)
     overrides.sort(key=by_host)
-    counts = dict.fromkeys(("fixed", "not_affected", "unknown", "quorum"), 0)
+    failures.sort(key=by_host)
+    counts = dict.fromkeys(("fixed", "not_affected", "unknown", "unreachable", "operator", "quorum"), 0)
     for entry in excluded:
         counts[entry["reason"]] += 1
     summary_policy = dict(policy, customer_windows=sorted(policy["customer_windows"]))
@@ -617,17 +693,20 @@ def _plan(hosts, patch_id, urgency, affected, fixed, compatible, lead_time, poli
         "excluded": excluded,
         "deferred": deferred,
         "overrides": overrides,
+        "failures": failures,
         "summary": {
             "hosts": len(items),
             "planned": len(planned),
             "waves": len(waves),
             "canary": canary_count,
+            "judge_only": sum(1 for host in planned if host.judge_only),
             "excluded": counts,
             "deferred": len(deferred),
             "overrides": len(overrides),
             "region_order": order,
             "emergency": dict(policy["emergency"]) if urgency == "emergency" else None,
             "policy": summary_policy,
+            "left_out": left_out,
         },
     }
 
@@ -729,6 +808,6 @@ def _entry(host, label, budget, members):
             note += ", after its secondaries"
     return {
         "host": host.name, "region": host.region, "cluster": host.cluster, "cluster_role": host.role, "customer": host.customer,
-        "version": host.version, "window": host.window, "window_end": host.window_end,
-        "reason": f"{label}: {note}",
+        "version": host.version, "window": host.window, "window_end": host.window_end, "next_window": host.after_window,
+        "judge_only": host.judge_only, "reason": f"{label}: {note}",
     }

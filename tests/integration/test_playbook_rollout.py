@@ -25,6 +25,7 @@ pytestmark = pytest.mark.fleet
 REPO = Path(__file__).resolve().parents[2]
 ROLLOUT = REPO / "playbooks" / "rollout.yml"
 EMERGENCY = {"emergency": {"decided_by": "carol", "justification": "exploited in the wild"}}
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
 def once(run, task):
@@ -197,14 +198,19 @@ def test_check_mode_prints_the_plan_and_touches_nothing(fleet, ansible, tmp_path
     assert all(stats["changed"] == 0 for stats in run.stats.values())
 
 
-def test_killed_mid_wave_a_rerun_patches_the_rest_and_changes_only_the_unfinished_hosts(fleet, ansible, tmp_path):
+def test_killed_mid_wave_a_rerun_patches_the_rest_and_judges_the_hosts_patched_but_never_judged(fleet, ansible, tmp_path):
     """The controller dies (SIGKILL to ansible-playbook and its workers) as soon as the first host of the wave after
     the canary runs the fix. With two forks a wave's hosts are patched two at a time, so the rest of that wave has
-    not started. The re-run continues: it plans and patches only the hosts the first run did not finish."""
+    not started, and the hosts it patched were never soaked nor gated. The re-run continues: it patches the hosts
+    the first run did not finish, and soaks and gates the ones it patched but never judged before it counts them
+    as patched; the hosts judged healthy (the canary) are left alone."""
     layout = demo_layout(9, regions=2, clusters=0)
     fleet.add(layout)
     inventory = fleet.write_inventory()
-    manifest = manifests.write(tmp_path, fleet.artifact("7.0.28"), urgency="emergency")
+    # A 2 s soak in rounds 1 s apart (3 rounds; a single check is 1), judged on errors only: the test judges the
+    # re-run, not the latency of a busy test machine.
+    manifest = manifests.write(tmp_path, fleet.artifact("7.0.28"), urgency="emergency",
+                               **{"monitoring.interval": "1s", "monitoring.thresholds": {"max_error_rate": 0}})
     affected = [spec.name for spec in layout if spec.version != "7.0.28"]
     extravars = rollout_vars(manifest, fleetpatch_policy=EMERGENCY, fleetpatch_soak=2)
 
@@ -220,7 +226,8 @@ def test_killed_mid_wave_a_rerun_patches_the_rest_and_changes_only_the_unfinishe
                 assert time.monotonic() < deadline, "the first run patched fewer than 2 hosts in 5 minutes"
                 time.sleep(0.02)
         finally:
-            os.killpg(first.pid, signal.SIGKILL)
+            if first.poll() is None:
+                os.killpg(first.pid, signal.SIGKILL)
             first.wait()
     wait_for_modules_to_end(fleet, affected)
 
@@ -230,6 +237,11 @@ def test_killed_mid_wave_a_rerun_patches_the_rest_and_changes_only_the_unfinishe
     unfinished = set(affected) - finished
     killed_wave = max(first_plan[name] for name in finished)
     assert killed_wave > 1 and {name for name in unfinished if first_plan[name] == killed_wave}, (first_plan, finished)  # mid-wave
+    # Patched, but killed before the end of its soak: no judged mark on its apply's record.
+    unjudged = {name for name in finished if not host_state(fleet, name)["applied"][-1].get("judged")}
+    assert unjudged and {name for name in unjudged if first_plan[name] == killed_wave} == unjudged, (first_plan, unjudged)
+    canary = {name for name in finished if first_plan[name] == 1}
+    assert canary and not canary & unjudged  # soaked and gated before the next wave started
 
     # The killed run still holds the fleet lock and its hosts: a re-run is refused, names it, and changes nothing.
     before = {name: (version_or_none(fleet, name), host_state(fleet, name)) for name in affected}
@@ -247,15 +259,29 @@ def test_killed_mid_wave_a_rerun_patches_the_rest_and_changes_only_the_unfinishe
     assert set(hosts_taken["data"]["taken_over"]) == set(affected) | {spec.name for spec in layout}  # every host in scope was locked
     assert set(versions(fleet, [spec.name for spec in layout]).values()) == {"7.0.28"}
     plan = once(rerun, "Plan the waves")["ansible_facts"]["fleetpatch_plan"]
-    assert {entry["host"] for wave in plan["waves"] for entry in wave["hosts"]} == unfinished
+    entries = {entry["host"]: entry for wave in plan["waves"] for entry in wave["hosts"]}
+    assert set(entries) == unfinished | unjudged
+    assert {name for name, entry in entries.items() if entry["judge_only"]} == unjudged
     applied = rerun.results("Apply the patch release (journaled, switched atomically, reloaded, confirmed)")
     assert {host for host, result in applied.items() if result.get("changed")} == unfinished
-    assert {host for host, stats in rerun.stats.items() if stats["changed"]} == unfinished
+    assert {host: applied[host]["judged"] for host in unjudged} == dict.fromkeys(unjudged, False)
+    # Each planned host was soaked (fleetpatch_soak, not the single check of a host judged before) and its verdict
+    # recorded on it; the gates counted them.
+    health = rerun.results("Judge the patched service's health over the soak, and record on the host that its apply was judged healthy")
+    assert {host for host, result in health.items() if not result.get("skipped")} == unfinished | unjudged
+    for host in unfinished | unjudged:
+        result = health[host]
+        assert result["healthy"] and result["rounds"] >= 2 and TIMESTAMP.match(result["judged"]), (host, result)  # one check is 1 round
+    gates = audit_records(tmp_path, "gate")[-len(plan["waves"]):]
+    assert [gate["data"]["decision"] for gate in gates] == ["proceed"] * len(plan["waves"])
+    assert {host for host, stats in rerun.stats.items() if stats["changed"]} == unfinished | unjudged  # the judged mark
     rows = once(rerun, "Collect every host's outcome")["ansible_facts"]["fleetpatch_rollout_outcomes"]["hosts"]
-    assert {row["host"]: row["status"] for row in rows} == {name: ("patched" if name in unfinished else "unchanged") for name in fleet.names}
+    assert {row["host"]: row["status"] for row in rows} == {
+        name: ("patched" if name in unfinished | unjudged else "unchanged") for name in fleet.names}
     for name in affected:
         state = host_state(fleet, name)
         assert state["journal"] is None and [entry["version"] for entry in state["applied"]] == ["7.0.28"], (name, state)
+        assert TIMESTAMP.match(state["applied"][0]["judged"]), (name, state)
 
 
 def fleet_lock(tmp_path):
@@ -463,6 +489,84 @@ def test_a_host_lost_during_its_wave_counts_as_unknown_and_spends_the_budget(fle
     assert statuses(run)[survivor][0] == "rolled back"
 
 
+def test_a_host_unreachable_at_detection_stops_a_budget_0_rollout_before_anything_changes_unless_left_out(fleet, ansible, tmp_path):
+    """One host of three is powered off before the rollout: with the default error budget of 0 the gate before the
+    first wave stops the rollout, naming it, and no host changes. Left out by name, the rollout patches the others;
+    with fleetpatch_unreachable=skip it goes on too (ansible-playbook exits 4: a host was unreachable). The audit
+    trail's plan record keeps what was left out."""
+    fleet.add([HostSpec(name=name, version="7.0.26") for name in ("up-1", "up-2", "down")])
+    inventory = fleet.write_inventory()
+    fleet.stop("down")
+    manifest = manifests.write(tmp_path, fleet.artifact("7.0.28"), urgency="emergency")
+    before = {name: (fleet.service_version(name), host_state(fleet, name)) for name in ("up-1", "up-2")}
+
+    run = ansible(ROLLOUT, inventory, extravars=rollout_vars(manifest, fleetpatch_policy=EMERGENCY, fleetpatch_soak=0), env=audit_env(tmp_path))
+    assert run.returncode != 0
+    stop = once(run, "Stop the rollout before its first wave, the error budget is spent")["msg"]
+    assert stop.startswith("before the first wave: 1 host(s) in scope could not be reached at detection (down), against an error budget of 0; "
+                           "nothing was patched."), stop
+    assert {name: (fleet.service_version(name), host_state(fleet, name)) for name in ("up-1", "up-2")} == before
+    assert not any(e["event_data"].get("task", "").startswith(("Open the wave", "Measure each planned", "Record on each deferred"))
+                   for e in run.events if e["event"] == "runner_on_ok")
+    (gate,) = audit_records(tmp_path, "gate")
+    assert (gate["data"]["gate"], gate["data"]["decision"], gate["data"]["hosts"]) == ("before the first wave", "halt", ["down"])
+    (recorded,) = audit_records(tmp_path, "plan")
+    assert recorded["data"]["plan"]["left_out"] == {"exclude_hosts": [], "unreachable": "fail"}
+    assert [(f["host"], f["status"]) for f in recorded["data"]["failures"]] == [("down", "unknown")]
+    assert statuses(run)["down"][0] == "unknown" and statuses(run)["down"][1].startswith("unreachable at detection: ")
+    assert {statuses(run)[name] for name in ("up-1", "up-2")} == {("not started", "the rollout stopped first")}
+
+    left_out = ansible(ROLLOUT, inventory, env=audit_env(tmp_path),
+                       extravars=rollout_vars(manifest, fleetpatch_policy=EMERGENCY, fleetpatch_soak=0, fleetpatch_exclude_hosts=["down"]))
+    assert left_out.returncode == 0, left_out.stdout[-6000:]
+    assert versions(fleet, ["up-1", "up-2"]) == {"up-1": "7.0.28", "up-2": "7.0.28"}
+    assert statuses(left_out)["down"] == ("left out", "left out by the operator (exclude_hosts)")
+    assert left_out.stats["down"]["unreachable"] == 0  # not contacted
+    assert audit_records(tmp_path, "plan")[-1]["data"]["plan"]["left_out"] == {"exclude_hosts": ["down"], "unreachable": "fail"}
+
+    skipped = ansible(ROLLOUT, inventory, env=audit_env(tmp_path),
+                      extravars=rollout_vars(manifest, fleetpatch_policy=EMERGENCY, fleetpatch_soak=0, fleetpatch_unreachable="skip"))
+    assert skipped.returncode == 4, skipped.stdout[-6000:]  # ansible-playbook's code for a host unreachable, nothing failed
+    assert statuses(skipped)["down"][0] == "unknown" and statuses(skipped)["down"][1].endswith("left out (unreachable: skip)")
+    assert audit_records(tmp_path, "plan")[-1]["data"]["plan"]["left_out"] == {"exclude_hosts": [], "unreachable": "skip"}
+    # The halt, then the left-out run's gates after its waves: no gate before the first wave without failures at detection.
+    waves = once(left_out, "Plan the waves")["ansible_facts"]["fleetpatch_plan"]["waves"]
+    assert [g["data"]["gate"] for g in audit_records(tmp_path, "gate")] == ["before the first wave"] + [f"after {w['name']}" for w in waves]
+
+
+def test_a_canary_lost_during_its_soak_is_unknown_on_its_applied_version_and_the_halt_says_it_was_not_reached(fleet, ansible, tmp_path):
+    """The canary is powered off while it soaks, after its apply completed: the gate counts it as unknown, the
+    summary shows the version its apply installed, and the halt message says it could not be reached (its wave's
+    rollback never ran on it), not that it was rolled back. The other host is never started."""
+    fleet.add([HostSpec(name=name, version="7.0.26") for name in ("s1", "s2")])
+    manifest = manifests.write(tmp_path, fleet.artifact("7.0.28"), urgency="emergency")
+    extravars = rollout_vars(manifest, fleetpatch_policy={**EMERGENCY, "canary": {"count": 1}}, fleetpatch_soak=8)
+    result = {}
+    runner = threading.Thread(target=lambda: result.setdefault("run", ansible(ROLLOUT, fleet.write_inventory(), extravars=extravars,
+                                                                              env=audit_env(tmp_path))))
+    runner.start()
+    deadline = time.monotonic() + 180
+    while not (canary := [name for name in ("s1", "s2") if host_state(fleet, name).get("applied")]):  # the apply recorded its release
+        assert runner.is_alive() and time.monotonic() < deadline, "the canary was never patched"
+        time.sleep(0.2)
+    time.sleep(1.5)  # the apply's result is back on the controller: the soak has begun
+    (lost,) = canary
+    fleet.stop(lost)
+    runner.join()
+    run = result["run"]
+
+    assert run.returncode != 0
+    other = ({"s1", "s2"} - {lost}).pop()
+    rows = {row["host"]: row for row in once(run, "Collect every host's outcome")["ansible_facts"]["fleetpatch_rollout_outcomes"]["hosts"]}
+    assert (rows[lost]["status"], rows[lost]["version"], rows[lost]["detail"]) == (
+        "unknown", "7.0.28", "unreachable or failed during the wave; its apply to 7.0.28 had completed")
+    assert (rows[other]["status"], rows[other]["version"]) == ("not started", "7.0.26")
+    assert once(run, "Stop the rollout, the error budget is spent")["msg"] == (
+        f"wave canary: 1 failed against an error budget of 0 ({lost}); of the wave's hosts, could not be reached (state unknown): {lost}; "
+        "no later wave starts (the summary says how each host ended)")
+    assert fleet.service_version(other) == "7.0.26"
+
+
 def test_hosts_whose_apply_was_cut_off_are_completed_by_the_rollout(fleet, ansible, tmp_path):
     """Two applies die on their host (SIGKILL by the module's crash hook) after journaling a step: one before the
     switch, one after it. The rollout plans both at the release they are returned to and completes them."""
@@ -514,9 +618,11 @@ def test_no_host_starts_after_its_window_closed(fleet, ansible, tmp_path):
     assert [[(e["host"], e["window_end"]) for e in wave["hosts"]] for wave in plan["waves"]] == [
         [("early", None)], [("late", cutoff.strftime("%Y-%m-%dT%H:%M:%SZ"))]]
     assert versions(fleet, fleet.names) == {"early": "7.0.28", "late": "7.0.26"}
-    assert statuses(run) == {"early": ("patched", ""), "late": ("deferred", "window closed before its wave")}
+    following = (cutoff + datetime.timedelta(hours=23)).strftime("%Y-%m-%dT%H:%M:%SZ")  # the daily window's next opening
+    assert statuses(run) == {"early": ("patched", ""), "late": ("deferred", f"window closed before its wave; next window {following}")}
     (deferral,) = host_state(fleet, "late")["deferred"]
-    assert (deferral["patch"], deferral["reason"]) == ("FP-2025-14847", "its maintenance window closed before its wave started")
+    assert (deferral["patch"], deferral["reason"], deferral["until"]) == (
+        "FP-2025-14847", "its maintenance window closed before its wave started", following)
 
 
 @pytest.mark.parametrize(("change", "message"), [

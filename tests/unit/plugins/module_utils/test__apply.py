@@ -18,7 +18,7 @@ import threading
 
 import pytest
 
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._apply import STEPS, apply_patch, rollback_patch
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._apply import STEPS, apply_patch, judged_state, record_judgment, rollback_patch
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import empty_state, save_state
 
@@ -161,9 +161,9 @@ def diff(before, after):
     return {"before": {"current": before}, "after": {"current": after}}
 
 
-def apply_result(previous="7.0.26", version="7.0.28", changed=True, **extra):
+def apply_result(previous="7.0.26", version="7.0.28", changed=True, judged=False, **extra):
     result = {"changed": changed, "patch": PATCH, "component": "fpdemo", "version": version, "previous": previous,
-              "diff": diff(previous, version)}
+              "diff": diff(previous, version), "judged": judged}
     result.update(extra)
     return result
 
@@ -201,6 +201,67 @@ def test_fresh_apply_then_unchanged_rerun(fpdemo_host, host):
     assert apply_patch(rerun, host, False) == apply_result(changed=False, diff=diff("7.0.28", "7.0.28"))
     assert state_bytes(params) == before
     assert answers(fp) == "7.0.28"
+
+
+def test_a_judged_apply_says_so_on_the_rerun(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.26")
+    params = apply_params(fp)
+    assert apply_patch(params, host, False)["judged"] is False
+    assert apply_patch(apply_params(fp, with_artifact=False), host, False)["judged"] is False  # never judged: the rerun says so
+    assert record_judgment(params["state_file"], PATCH, "7.0.28", False)[0] is True
+    rerun = apply_patch(apply_params(fp, with_artifact=False), host, False)
+    assert rerun == apply_result(changed=False, diff=diff("7.0.28", "7.0.28"), judged=True)
+
+
+def record(patch=PATCH, version="7.0.28", component="fpdemo", **extra):
+    return {"patch": patch, "component": component, "version": version, "from": "7.0.26", "at": STARTED, **extra}
+
+
+@pytest.mark.parametrize(("applied", "expected"), [
+    ([record()], False),
+    ([record(judged=STARTED)], True),
+    ([], None),  # runs the release by other means
+    ([record(patch="FP-2025-0001")], None),
+    ([record(), record(patch="FP-2025-0001")], None),  # the last apply was another patch's
+    ([record(), record(patch="FP-2025-0001", component="other")], False),  # another component's records do not count
+    ([record(version="7.0.27")], None),
+    ([record(judged=STARTED), record()], False),  # judged, rolled back, applied again: the new apply is not judged
+])
+def test_judged_state(applied, expected):
+    state = dict(empty_state(), applied=applied)
+    assert judged_state(state, "fpdemo", PATCH, "7.0.28") is expected
+
+
+@pytest.mark.parametrize(("applied", "check_mode", "changed", "marked"), [
+    ([record()], False, True, [True]),
+    ([record()], True, True, [False]),  # check mode: reported, not written
+    ([record(judged=STARTED)], False, False, [True]),  # once
+    ([record(version="7.0.27")], False, False, [False]),  # not the release judged
+    ([record(judged=STARTED), record()], False, True, [True, True]),  # the last apply of the patch is the one marked
+    ([record(), record(patch="FP-2025-0001")], False, True, [True, False]),
+    ([], False, False, []),
+])
+def test_record_judgment(tmp_path, applied, check_mode, changed, marked):
+    path = str(tmp_path / "state.json")
+    save_state(path, dict(empty_state(), applied=applied))
+    before = read_state({"state_file": path})
+    result = record_judgment(path, PATCH, "7.0.28", check_mode)
+    after = read_state({"state_file": path})
+    assert result[0] is changed
+    assert [bool(entry.get("judged")) for entry in after["applied"]] == marked
+    if changed and not check_mode:
+        assert TIMESTAMP.match(result[1]) and after["applied"][-1 if applied[-1]["patch"] == PATCH else 0]["judged"] == result[1]
+    elif not changed:
+        assert after == before and result[1] == next((e.get("judged") for e in reversed(applied) if e["patch"] == PATCH and e.get("judged")),
+                                                     None)
+    if check_mode:
+        assert after == before
+
+
+def test_record_judgment_without_a_state_file_writes_none(tmp_path):
+    path = tmp_path / "state.json"
+    assert record_judgment(str(path), PATCH, "7.0.28", False) == (False, None)
+    assert not path.exists()
 
 
 def test_check_mode_reports_the_change_and_changes_nothing(fpdemo_host, host):
@@ -355,10 +416,10 @@ def test_linked_but_not_running_is_activated(fpdemo_host, host):
     fp.switch("7.0.28")  # linked, never reloaded
     params = apply_params(fp, with_artifact=False)
 
-    assert apply_patch(params, host, True) == apply_result(previous="7.0.28", diff=diff("7.0.28", "7.0.28"))
+    assert apply_patch(params, host, True) == apply_result(previous="7.0.28", diff=diff("7.0.28", "7.0.28"), judged=None)
     assert answers(fp) == "7.0.26"
 
-    assert apply_patch(params, host, False) == apply_result(previous="7.0.28", diff=diff("7.0.28", "7.0.28"))
+    assert apply_patch(params, host, False) == apply_result(previous="7.0.28", diff=diff("7.0.28", "7.0.28"), judged=None)
     assert (linked(fp), answers(fp)) == ("releases/7.0.28", "7.0.28")
     assert read_state(params) is None  # no journal and no record: this branch only activates what is linked
     assert apply_patch(params, host, False)["changed"] is False

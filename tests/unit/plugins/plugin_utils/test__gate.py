@@ -89,3 +89,34 @@ def test_gate_names_a_bad_reachable_or_planned(reachable, planned, message):
     with pytest.raises(GateError) as caught:
         gate(WAVE, HOSTS, reachable, [], 0, planned)
     assert str(caught.value) == message
+
+
+LOST = [{"host": "x", "wave": "detection", "status": "unknown", "why": "unreachable at detection: 'timed out'"}]
+
+
+@pytest.mark.parametrize(("found", "budget", "planned", "halted"), [
+    (LOST, 0, 5, True),  # one host unreachable at detection stops a budget of 0 before the first wave
+    (LOST, 1, 5, False),
+    (LOST * 2, 1, 5, True),
+    (LOST, "20%", 5, False),
+    (LOST, "19%", 5, True),
+    ([], 0, 5, False),
+])
+def test_the_gate_before_the_first_wave_counts_hosts_unreachable_at_detection(found, budget, planned, halted):
+    plan = {"waves": [], "failures": found}
+    result = gate(plan, {}, [], None, budget, planned)
+    assert result == {"failures": found, "wave_failures": found, "budget": result["budget"], "halted": halted}
+    later = gate({"name": "w", "hosts": [{"host": "a"}]}, {"a": {"guarded_apply_result": {"status": "patched"}}}, ["a"], result["failures"],
+                 budget, planned)
+    assert later["failures"] == found and later["halted"] is halted  # every later gate counts them too
+
+
+@pytest.mark.parametrize(("plan", "message"), [
+    ({"waves": [], "failures": "x"}, "plan.failures: expected a list of failure records, got str 'x'"),
+    ({"waves": [], "failures": [{"host": "x", "status": "failed"}]},
+     "plan.failures[0]: expected a record with host and status 'unknown', got \"{'host': 'x', 'status': 'failed'}\""),
+])
+def test_a_bad_plan_is_named(plan, message):
+    with pytest.raises(GateError) as caught:
+        gate(plan, {}, [], None, 0, 1)
+    assert str(caught.value) == message

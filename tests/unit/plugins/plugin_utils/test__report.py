@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._report import (
-    OUTCOMES, ReportError, format_table, outcome_rows, plan_rows, tally,
+    OUTCOMES, ReportError, format_table, halt_message, outcome_rows, plan_rows, tally,
 )
 
 
@@ -154,4 +154,78 @@ def test_an_unchanged_host_of_a_wave():
 def test_outcome_rows_names_the_bad_field(plan, hosts, failures, message):
     with pytest.raises(ReportError) as caught:
         outcome_rows(plan, hosts, failures)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(("facts", "failure", "expected"), [
+    # lost during its soak: the apply completed, so it runs the applied release (still unknown: never judged)
+    ({"applied": {"changed": True, "version": "7.0.28"}}, "unknown",
+     ("unknown", "unreachable or failed during the wave; its apply to 7.0.28 had completed", "7.0.28")),
+    ({"applied": {"failed": True, "msg": "sha256 mismatch", "version": "7.0.28"}}, "unknown",
+     ("unknown", "unreachable or failed during the wave", "7.0.26")),
+    ({"applied": {"unreachable": True}}, "unknown", ("unknown", "unreachable or failed during the wave", "7.0.26")),
+    ({}, "unknown", ("unknown", "unreachable or failed during the wave", "7.0.26")),
+    ({"applied": {"changed": True, "version": "7.0.28"}, "rollback": {"changed": True, "version": "7.0.26"}}, None,
+     ("rolled back", "its wave was rolled back", "7.0.26")),
+    ({"applied": {"changed": True, "version": "7.0.28"}, "guarded_apply_result": {"status": "patched", "version": "7.0.28"}}, None,
+     ("patched", "", "7.0.28")),
+])
+def test_a_host_lost_after_its_apply_shows_the_applied_version(facts, failure, expected):
+    failures = [{"host": "c1", "status": failure, "why": "unreachable or failed during the wave"}] if failure else []
+    (row,) = outcome_rows(PLAN, {"c1": {"version": "7.0.26", **facts}}, failures)
+    assert (row["status"], row["detail"], row["version"]) == expected
+
+
+@pytest.mark.parametrize(("entry", "detail"), [
+    ({"next_window": "2026-03-05T01:00:00Z"}, "window closed before its wave; next window 2026-03-05T01:00:00Z"),
+    ({"next_window": None}, "window closed before its wave"),
+    ({}, "window closed before its wave"),
+])
+def test_a_host_whose_window_closed_shows_its_next_window(entry, detail):
+    plan = {"waves": [{"index": 1, "name": "w", "hosts": [{"host": "a", "reason": "w", **entry}]}]}
+    (row,) = outcome_rows(plan, {"a": {"version": "7.0.26", "window_closed": True}})
+    assert (row["status"], row["detail"]) == ("deferred", detail)
+
+
+def test_a_host_unreachable_at_detection_is_unknown():
+    plan = {"waves": [], "excluded": [{"host": "x", "reason": "unreachable", "detail": "unreachable at detection: 'timed out'"},
+                                      {"host": "y", "reason": "operator", "detail": "left out by the operator (exclude_hosts); runs 7.0.26"}]}
+    rows = outcome_rows(plan, {"x": {}, "y": {"version": "7.0.26"}},
+                        [{"host": "x", "wave": "detection", "status": "unknown", "why": "unreachable at detection: 'timed out'"}])
+    assert [(r["host"], r["status"], r["detail"]) for r in rows] == [
+        ("x", "unknown", "unreachable at detection: 'timed out'"),
+        ("y", "left out", "left out by the operator (exclude_hosts); runs 7.0.26")]
+
+
+WAVE = {"index": 2, "name": "eu 1/2", "hosts": [{"host": name} for name in ("back", "gone", "broken", "closed", "self", "ghost")]}
+ROWS = [{"host": "back", "status": "rolled back"}, {"host": "gone", "status": "unknown"}, {"host": "broken", "status": "failed"},
+        {"host": "closed", "status": "deferred"}, {"host": "self", "status": "rolled back"}, {"host": "other", "status": "patched"}]
+
+
+@pytest.mark.parametrize(("gate", "wave", "rows", "message"), [
+    ({"failures": [{"host": "gone"}, {"host": "self"}], "budget": 1}, WAVE, ROWS,
+     "wave eu 1/2: 2 failed against an error budget of 1 (gone, self); of the wave's hosts, rolled back: back, self; "
+     "could not be reached (state unknown): gone, ghost; failed: broken; not started (window closed): closed; "
+     "no later wave starts (the summary says how each host ended)"),
+    ({"failures": [{"host": "back"}], "budget": 0}, {"name": "canary", "hosts": [{"host": "back"}]}, ROWS,
+     "wave canary: 1 failed against an error budget of 0 (back); of the wave's hosts, rolled back: back; "
+     "no later wave starts (the summary says how each host ended)"),
+    ({"failures": [{"host": "a"}], "budget": 0}, {"name": "w", "hosts": [{"host": "a"}]}, [{"host": "a", "status": "not started"}],
+     "wave w: 1 failed against an error budget of 0 (a); of the wave's hosts, not started: a; no later wave starts (the summary says how each host ended)"),
+    ({"failures": [{"host": "x"}, {"host": "y"}], "budget": 0}, None, [],
+     "before the first wave: 2 host(s) in scope could not be reached at detection (x, y), against an error budget of 0; nothing was patched. "
+     "Bring them back, or leave them out of the rollout by name (fleetpatch_exclude_hosts) or every host unreachable at detection "
+     "(fleetpatch_unreachable: skip)"),
+])
+def test_halt_message_tells_rolled_back_from_unreachable(gate, wave, rows, message):
+    assert halt_message(gate, wave, rows) == message
+
+
+@pytest.mark.parametrize(("gate", "wave", "message"), [
+    ("halt", None, "gate: expected the decision of fleetpatch.rollout.wave_gate, got 'halt'"),
+    ({"failures": [], "budget": 0}, {"hosts": []}, "wave: expected a wave of the plan of fleetpatch.rollout.wave_plan, got \"{'hosts': []}\""),
+])
+def test_halt_message_names_the_bad_field(gate, wave, message):
+    with pytest.raises(ReportError) as caught:
+        halt_message(gate, wave, [])
     assert str(caught.value) == message

@@ -231,9 +231,126 @@ def test_excluded_with_reasons():
         ("old", "not_affected", "runs 6.9.9, outside the affected range >=7.0.0,<7.0.28 || >=8.0.0,<8.0.17"),
         ("report-row", "unknown", "no detection result"),
         ("skipped", "unknown", "detection was skipped"),
-        ("unreachable", "unknown", "unreachable: 'Failed to connect to the host via ssh: timed out'"),
+        ("unreachable", "unreachable",
+         "unreachable at detection: 'Failed to connect to the host via ssh: timed out'; counts against the error budget as unknown"),
     ]
-    assert result["summary"]["excluded"] == {"fixed": 2, "not_affected": 1, "unknown": 7, "quorum": 0}
+    assert result["summary"]["excluded"] == {"fixed": 2, "not_affected": 1, "unknown": 6, "unreachable": 1, "operator": 0, "quorum": 0}
+    assert result["failures"] == [
+        {"host": "unreachable", "wave": "detection", "status": "unknown",
+         "why": "unreachable at detection: 'Failed to connect to the host via ssh: timed out'"}]
+
+
+LOST = {"unreachable": True, "msg": "Failed to connect to the host via ssh: timed out"}
+
+
+@pytest.mark.parametrize(("kwargs", "excluded", "failures"), [
+    ({}, [("lost", "unreachable", "unreachable at detection: 'Failed to connect to the host via ssh: timed out'; "
+                                  "counts against the error budget as unknown")], ["lost"]),
+    ({"unreachable": "fail"}, [("lost", "unreachable", "unreachable at detection: 'Failed to connect to the host via ssh: timed out'; "
+                                                       "counts against the error budget as unknown")], ["lost"]),
+    ({"unreachable": "skip"}, [("lost", "unknown", "unreachable: 'Failed to connect to the host via ssh: timed out'; left out (unreachable: skip)")], []),
+    ({"exclude_hosts": ["lost"]}, [("lost", "operator", "left out by the operator (exclude_hosts); "
+                                                        "unreachable: 'Failed to connect to the host via ssh: timed out'")], []),
+    ({"exclude_hosts": ["lost", "ok"]}, [
+        ("lost", "operator", "left out by the operator (exclude_hosts); unreachable: 'Failed to connect to the host via ssh: timed out'"),
+        ("ok", "operator", "left out by the operator (exclude_hosts); runs 7.0.26")], []),
+    ({"exclude_hosts": ["odd"]}, [  # a host outside compatible_with may be left out instead of refusing the plan
+        ("lost", "unreachable", "unreachable at detection: 'Failed to connect to the host via ssh: timed out'; "
+                                "counts against the error budget as unknown"),
+        ("odd", "operator", "left out by the operator (exclude_hosts); runs 8.0.16")], ["lost"]),
+])
+def test_unreachable_at_detection_counts_unless_left_out(kwargs, excluded, failures):
+    hosts = {"lost": host("r", detect=LOST), "ok": host("r")}
+    if kwargs.get("exclude_hosts") == ["odd"]:
+        hosts["odd"] = host("r", version="8.0.16")
+    result = plan(hosts, NO_CANARY, **kwargs)
+    assert [(entry["host"], entry["reason"], entry["detail"]) for entry in result["excluded"]] == excluded
+    assert [failure["host"] for failure in result["failures"]] == failures
+    assert result["summary"]["left_out"] == {"exclude_hosts": sorted(kwargs.get("exclude_hosts", [])), "unreachable": kwargs.get("unreachable", "fail")}
+    assert names(result) == ([] if "ok" in kwargs.get("exclude_hosts", []) else [("r", ["ok"])])
+
+
+def test_a_host_left_out_by_name_is_not_detected():
+    result = plan({"gone": host("r", detect={"skipped": True, "changed": False}), "ok": host("r")}, NO_CANARY, exclude_hosts=["gone"])
+    assert [(entry["host"], entry["reason"], entry["detail"]) for entry in result["excluded"]] == [
+        ("gone", "operator", "left out by the operator (exclude_hosts)")]
+    assert result["failures"] == [] and names(result) == [("r", ["ok"])]
+
+
+def test_an_unreachable_cluster_member_left_out_still_counts_as_down():
+    hosts = {**cluster("db", 3), "db-2": host("r", cluster="db", role="secondary", detect=LOST)}
+    for kwargs in ({}, {"unreachable": "skip"}, {"exclude_hosts": ["db-2"]}):
+        result = plan(hosts, NO_CANARY, **kwargs)
+        assert names(result) == [], kwargs  # 3 members, 1 down: no budget left
+        assert {entry["reason"] for entry in result["excluded"] if entry["host"] != "db-2"} == {"quorum"}
+
+
+@pytest.mark.parametrize(("kwargs", "lines"), [
+    ({"exclude_hosts": "lost"}, ["exclude_hosts: expected a list of host names, got str 'lost'"]),
+    ({"exclude_hosts": ["lost", 3, ""]}, ["exclude_hosts[1]: expected a host name, got 3", "exclude_hosts[2]: expected a host name, got ''"]),
+    ({"exclude_hosts": ["lots"]}, ["exclude_hosts: 'lots' is not a host of the rollout (its hosts, after any --limit)"]),
+    ({"unreachable": "ignore"}, ["unreachable: 'ignore' is not one of 'fail', 'skip'"]),
+    ({"unreachable": None, "exclude_hosts": {"a": 1}}, ["exclude_hosts: expected a list of host names, got dict {'a': 1}",
+                                                        "unreachable: None is not one of 'fail', 'skip'"]),
+])
+def test_bad_left_out_options(kwargs, lines):
+    with pytest.raises(PlanError) as caught:
+        plan({"lost": host("r", detect=LOST)}, NO_CANARY, **kwargs)
+    assert caught.value.errors == lines
+
+
+def applied(patch="FP-2025-14847", version="7.0.28", judged=None, **extra):
+    entry = {"patch": patch, "component": "fpdemo", "version": version, "from": "7.0.26", "at": "2026-03-03T01:00:00Z", **extra}
+    if judged:
+        entry["judged"] = judged
+    return entry
+
+
+@pytest.mark.parametrize(("records", "judge_only"), [
+    ([applied()], True),  # applied by a run that ended before the soak judged it
+    ([applied(judged="2026-03-03T01:01:00Z")], False),
+    ([], False),  # fixed by other means
+    ([applied(patch="FP-2025-0001")], False),  # by another patch
+    ([applied(), applied(patch="FP-2025-0001")], False),  # the last apply was another patch's
+    ([applied(judged="2026-03-03T01:01:00Z"), applied(at="2026-03-04T00:00:00Z")], True),  # judged, rolled back, applied again
+    ([applied(version="7.0.27")], False),  # the record is of another release than the one running
+])
+def test_a_host_patched_but_never_judged_is_planned_to_be_judged(records, judge_only):
+    hosts = {"a": host("r", version="7.0.28", detect={"changed": False, "version": "7.0.28", "applied": records}), "b": host("r")}
+    result = plan(hosts, NO_CANARY)
+    entries = {entry["host"]: entry for wave in result["waves"] for entry in wave["hosts"]}
+    assert {name: entry["judge_only"] for name, entry in entries.items()} == ({"a": True, "b": False} if judge_only else {"b": False})
+    assert result["summary"]["judge_only"] == int(judge_only)
+    if judge_only:
+        assert entries["a"]["version"] == "7.0.28"
+        assert entries["a"]["reason"] == ("r: no maintenance window; runs 7.0.28, applied by an earlier run of FP-2025-14847 that ended before "
+                                          "its health was judged: judged now")
+    else:
+        assert [(entry["host"], entry["reason"]) for entry in result["excluded"]] == [("a", "fixed")]
+
+
+def test_an_unjudged_host_keeps_to_its_window():
+    records = [applied()]
+    hosts = {"open": host("r", window=TUE_BERLIN, detect={"version": "7.0.28", "applied": records}),
+             "closed": host("r", window=SAT_BERLIN, detect={"version": "7.0.28", "applied": records})}
+    result = plan(hosts, NO_CANARY)
+    (wave,) = result["waves"]
+    assert [(entry["host"], entry["judge_only"], entry["window_end"], entry["next_window"]) for entry in wave["hosts"]] == [
+        ("open", True, "2026-03-03T05:00:00Z", "2026-03-05T01:00:00Z")]
+    assert [(entry["host"], entry["next_window"]) for entry in result["deferred"]] == [("closed", "2026-03-07T01:00:00Z")]
+    assert result["deferred"][0]["detail"].endswith("that ended before its health was judged: judged now")
+
+
+@pytest.mark.parametrize(("facts", "urgency", "window_end", "next_window"), [
+    ({"window": TUE_BERLIN}, "routine", "2026-03-03T05:00:00Z", "2026-03-05T01:00:00Z"),  # closes Tuesday, opens again Thursday
+    ({"window": TUE_BERLIN}, "emergency", None, None),  # overridden: no cutoff
+    ({}, "routine", None, None),  # no window
+])
+def test_a_planned_host_with_a_cutoff_knows_its_next_window(facts, urgency, window_end, next_window):
+    policy = {**NO_CANARY, "emergency": {"decided_by": "carol", "justification": "exploited"}} if urgency == "emergency" else NO_CANARY
+    result = plan({"a": host("r", **facts)}, policy, urgency=urgency)
+    (entry,) = result["waves"][0]["hosts"]
+    assert (entry["window_end"], entry["next_window"]) == (window_end, next_window)
 
 
 @pytest.mark.parametrize(("detected", "planned_at", "excluded"), [
