@@ -8,7 +8,6 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-import uuid
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
@@ -47,8 +46,12 @@ class ActionModule(ActionBase):
                 values = [self._var(task_vars, variable) for variable in variables]
                 args[name] = next((str(value) for value in values if value not in (None, "")), None)
         sink = _audit.current_sink()
-        path = args["path"] or _fleet_lock.lock_path(sink["log"] if sink else DEFAULT_AUDIT_LOG)
-        owner = sink["run_id"] if sink else uuid.uuid4().hex
+        # Without the audit callback: the log it would write (its environment setting, else its default).
+        path = args["path"] or _fleet_lock.lock_path(sink["log"] if sink else os.environ.get("FLEETPATCH_AUDIT_LOG") or DEFAULT_AUDIT_LOG)
+        pid = os.getppid()  # the ansible-playbook process this worker was forked from: the run itself
+        pid_start = _fleet_lock.process_start(pid)
+        # The run's id: the audit trail's, else one that the same run finds again at its end (its process).
+        owner = sink["run_id"] if sink else f"{socket.gethostname()}-{pid}-{pid_start}"
         result.update(changed=False, path=path, owner=owner, audited=sink is not None)
         try:
             if args["state"] == "released":
@@ -60,10 +63,9 @@ class ActionModule(ActionBase):
             if args["take_over"] and sink is None:
                 raise AnsibleActionFail(f"{MODULE}: take_over: a take-over of the fleet lock must be recorded in an audit trail, and this run has "
                                         "none: enable the audit callback fleetpatch.rollout.audit")
-            pid = os.getppid()  # the ansible-playbook process this worker was forked from: the run itself
             holder = {
                 "owner": owner, "who": args["holder"] or getpass.getuser(), "patch": args["patch_id"], "since": _audit.utc_now(),
-                "job": args["job"], "controller": socket.gethostname(), "pid": pid, "pid_start": _fleet_lock.process_start(pid),
+                "job": args["job"], "controller": socket.gethostname(), "pid": pid, "pid_start": pid_start,
                 "user": getpass.getuser(),
             }
             taken = _fleet_lock.acquire(path, holder, take_over=args["take_over"], check_mode=self._task.check_mode)

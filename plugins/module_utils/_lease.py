@@ -32,7 +32,7 @@ from contextlib import contextmanager
 
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._flock import flock_until
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import utc_now, with_state_file
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import empty_state, utc_now, with_state_file
 
 __all__ = ["LOCK_TIMEOUT", "lock_file", "state_lock", "describe_lease", "check_lease", "set_lease"]
 
@@ -106,7 +106,10 @@ def set_lease(store, params, host, check_mode):
             result.update(changed=True, lease=None, released=current)
             if not check_mode:
                 del state["lease"]
-                store.save()
+                if state == empty_state():
+                    store.discard()  # the lock was all it held: the host is left as the run found it, with no state file
+                else:
+                    store.save()
         return result
     if current and current.get("owner") == owner:
         return result

@@ -353,6 +353,20 @@ class StateFile:
         save_state(self.path, self.state)
         self._written = True
 
+    def discard(self):
+        """Remove the file, when ``state`` records nothing (it is the empty state): a host with no state file reads the same."""
+        if self.state != empty_state() or self.error is not None:
+            raise PatchError(f"state file {self.path} holds a state: it is not discarded", state_file=self.path)
+        if os.path.lexists(self.path):
+            try:
+                os.unlink(self.path)
+                fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+            except OSError as exc:
+                raise PatchError(f"state file {self.path} cannot be removed: {exc}", state_file=self.path) from None
+        self._raw = None
+        self._found = copy.deepcopy(self.state)
+        self._written = False
+
     def _restore(self):
         try:
             if self._raw is not None:

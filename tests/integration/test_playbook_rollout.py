@@ -255,8 +255,10 @@ def test_killed_mid_wave_a_rerun_patches_the_rest_and_judges_the_hosts_patched_b
     assert rerun.returncode == 0, rerun.stdout[-6000:]
     (taken,) = [record for record in audit_records(tmp_path, "lock") if record["data"]["lock"] == "taken over"]
     assert taken["data"]["previous"]["pid"] == first.pid
-    (hosts_taken,) = [record for record in audit_records(tmp_path, "lock") if record["data"].get("taken_over")]
-    assert set(hosts_taken["data"]["taken_over"]) == set(affected) | {spec.name for spec in layout}  # every host in scope was locked
+    # The killed run's host locks: its fleet lock was taken over, so it is known to have ended, and they are reclaimed.
+    (hosts_taken,) = [record for record in audit_records(tmp_path, "lock") if record["data"]["lock"] == "host locks taken"]
+    assert set(hosts_taken["data"]["reclaimed"]) == {spec.name for spec in layout} and hosts_taken["data"]["taken_over"] == []
+    assert {previous["owner"] for previous in hosts_taken["data"]["previous"]} == {taken["data"]["previous"]["owner"]}
     assert set(versions(fleet, [spec.name for spec in layout]).values()) == {"7.0.28"}
     plan = once(rerun, "Plan the waves")["ansible_facts"]["fleetpatch_plan"]
     entries = {entry["host"]: entry for wave in plan["waves"] for entry in wave["hosts"]}
@@ -337,7 +339,7 @@ def test_a_second_rollout_started_a_second_later_is_refused_naming_the_first_whi
     for name in names:
         state = host_state(fleet, name)
         assert [entry["version"] for entry in state["applied"]] == ["7.0.28"] and state["journal"] is None, (name, state)
-        assert state["lease"] is None, (name, state)  # released at the end
+        assert "lease" not in state, (name, state)  # released at the end
     approved_runs = {record["run_id"] for record in audit_records(tmp_path, "approval")}
     assert len(approved_runs) == 2  # both runs were approved; only one held the lock
     (acquired,) = [record for record in audit_records(tmp_path, "lock") if record["data"]["lock"] == "acquired"]
@@ -364,7 +366,7 @@ def test_a_host_locked_by_another_run_stops_the_rollout_before_anything_changes(
                         r"\(run run-elsewhere\); nothing was changed\. Wait for that run to end; if it is gone \(killed\), re-run the rollout "
                         r"with take-over of its lock", message), message
     assert versions(fleet, names) == dict.fromkeys(names, "7.0.26")
-    assert {name: host_state(fleet, name)["lease"] for name in ("m1", "m3")} == {"m1": None, "m3": None}
+    assert {name: host_state(fleet, name) for name in ("m1", "m3")} == {"m1": {}, "m3": {}}  # locked, released: no state file left
     assert host_state(fleet, "m2")["lease"]["owner"] == "run-elsewhere"
     assert fleet_lock(tmp_path)["holder"] is None
 
@@ -375,7 +377,7 @@ def test_a_host_locked_by_another_run_stops_the_rollout_before_anything_changes(
     records = [r for r in audit_records(tmp_path, "lock") if r["data"].get("taken_over")]
     assert [(r["data"]["taken_over"], r["data"]["previous"][0]["owner"], r["data"]["previous"][0]["holder"]) for r in records] == [
         (["m2"], "run-elsewhere", "dave")]
-    assert all(host_state(fleet, name)["lease"] is None for name in names)
+    assert all("lease" not in host_state(fleet, name) for name in names)
     assert audit_verifies(tmp_path)[0] == 0
 
 
