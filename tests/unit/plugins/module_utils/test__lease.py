@@ -141,3 +141,21 @@ def test_the_state_lock_keeps_a_second_call_out_until_the_first_ends(tmp_path):
         holder.wait()
     with state_lock(str(state_file), timeout=5):
         pass
+
+
+def test_a_released_lock_that_was_all_the_file_held_leaves_no_file(tmp_path):
+    path = tmp_path / "state.json"
+    set_lease(params(path), None, False)
+    assert read(path)["lease"]["owner"] == "run-a"
+    set_lease(params(path, state="released"), None, False)
+    assert not path.exists()  # as before the run: a host with no state file
+
+
+def test_a_released_lock_leaves_the_rest_of_the_state(tmp_path):
+    path = tmp_path / "state.json"
+    state = empty_state()
+    state["deferred"] = [{"patch": "FP-1", "reason": "outside maintenance window", "until": None, "at": "2026-12-02T03:00:00Z"}]
+    state["lease"] = MINE
+    save_state(str(path), state)
+    set_lease(params(path, state="released"), None, False)
+    assert read(path) == {key: value for key, value in state.items() if key != "lease"}

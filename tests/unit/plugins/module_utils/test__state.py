@@ -346,3 +346,19 @@ def test_with_state_file_reports_the_damage_in_results_and_failures(tmp_path):
     assert caught.value.details == {"reason": "test", "state_error": f"state file {path}: {PROBLEM}",
                                     "state_moved_to": str(tmp_path / aside), "changed": True}
     assert (tmp_path / aside).read_bytes() == DAMAGED
+
+
+def test_discard_removes_a_file_that_records_nothing_and_refuses_one_that_does(tmp_path):
+    path = tmp_path / "state.json"
+    save_state(str(path), {**empty_state(), "lease": None})
+    store = StateFile(str(path))
+    del store.state["lease"]
+    store.discard()
+    assert not path.exists()
+    store.discard()  # nothing left to remove: no error
+
+    save_state(str(path), {**empty_state(), "deferred": [{"patch": "FP-1", "reason": "r", "until": None, "at": "2026-12-02T03:00:00Z"}]})
+    before = path.read_bytes()
+    with pytest.raises(PatchError, match=r"holds a state: it is not discarded$"):
+        StateFile(str(path)).discard()
+    assert path.read_bytes() == before
