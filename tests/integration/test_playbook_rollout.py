@@ -654,7 +654,7 @@ def test_bad_input_is_named_and_no_host_changes(fleet, ansible, tmp_path, change
     assert failed and message in str(failed[0]), failed
     if "version" in change:
         assert "guard-2: 8.0.16" in str(failed[0])  # the plan names the host and its version
-    assert {name: (fleet.service_version(name), host_state(fleet, name)) for name in fleet.names} == before
+    assert {name: (fleet.service_version(name), host_state(fleet, name)) for name in fleet.names} == before, run.stdout[-5000:]
     assert not any(e["event_data"].get("task", "").startswith("Open the wave") for e in run.events)
 
 
