@@ -37,8 +37,8 @@ import time
 
 __all__ = [
     "ACTOR_VARS", "AuditError", "AuditLog", "CONTEXT_VARS", "FORMAT", "GENESIS", "KINDS", "NO_LOG_TEXT", "REDACTED",
-    "SINK_ENV", "append_to_sink", "canonical", "context_from_vars", "current_sink", "publish_sink", "format_report", "make_record", "merge_context", "read_key", "record_hash",
-    "record_hmac", "scrub", "task_data", "utc_now", "verify",
+    "SINK_ENV", "append_to_sink", "canonical", "context_from_vars", "current_sink", "publish_sink", "format_report", "make_record",
+    "merge_context", "read_key", "record_hash", "record_hmac", "scrub", "task_data", "utc_now", "verify",
 ]
 
 GENESIS = "0" * 64

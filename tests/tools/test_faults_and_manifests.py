@@ -48,6 +48,7 @@ def test_the_service_log_is_read_on_from_where_it_stood(tmp_path, log_file):
     assert log.wait_for(r"7\.0\.28 \(abi 1\) serving") == "fpdemo 7.0.28 (abi 1) serving on 0.0.0.0:8080"
     assert log.wait_for(r'"GET /version ') == '"GET /version HTTP/1.1" 200'  # after the serving line only
     assert log.wait_for(r'"GET /health ', count=2) == '"GET /health HTTP/1.1" 500'
+
     def finish_the_line():
         with log_file.open("a", encoding="utf-8") as handle:
             handle.write('lth HTTP/1.1" 200\n')

@@ -178,4 +178,3 @@ def test_the_rule_accepts(tmp_path, members, expected):
         else:
             assert (release / relative).read_bytes() == data
             assert (release / relative).stat().st_mode & 0o777 == (0o755 if executable else 0o644)
-
