@@ -78,9 +78,6 @@ def ansible(tmp_path_factory):
     keys = ("ANSIBLE_CONFIG", "ANSIBLE_LOCAL_TEMP", "ANSIBLE_HOME", "ANSIBLE_NOCOLOR", "PATH")
     envvars = {key: env[key] for key in keys if key in env}
     envvars["PATH"] = f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}"
-    # The audit log (and the fleet lock beside it) of the test's own, never the machine user's ~/.ansible/fleetpatch:
-    # a test may set another (env), or enable the callback on this one.
-    envvars["FLEETPATCH_AUDIT_LOG"] = str(tmp_path_factory.mktemp("audit") / "audit.jsonl")
 
     def play(playbook: str | Path, inventory: Path, *, extravars: dict | None = None, limit: str | None = None, check: bool = False,
              diff: bool = False, env: dict | None = None) -> PlaybookRun:

@@ -9,6 +9,7 @@ import getpass
 import os
 import socket
 
+from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
@@ -16,7 +17,6 @@ from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _audit, 
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._action import templated_var
 
 MODULE = "fleetpatch.rollout.fleet_lock"
-DEFAULT_AUDIT_LOG = "~/.ansible/fleetpatch/audit.jsonl"  # the audit callback's default log
 
 ARGUMENT_SPEC = {
     "state": {"type": "str", "choices": ["acquired", "released"], "default": "acquired"},
@@ -46,8 +46,9 @@ class ActionModule(ActionBase):
                 values = [self._var(task_vars, variable) for variable in variables]
                 args[name] = next((str(value) for value in values if value not in (None, "")), None)
         sink = _audit.current_sink()
-        # Without the audit callback: the log it would write (its environment setting, else its default).
-        path = args["path"] or _fleet_lock.lock_path(sink["log"] if sink else os.environ.get("FLEETPATCH_AUDIT_LOG") or DEFAULT_AUDIT_LOG)
+        # Without the audit callback: beside the log its environment setting names, else in Ansible's home directory.
+        path = args["path"] or _fleet_lock.lock_path(sink["log"] if sink else os.environ.get("FLEETPATCH_AUDIT_LOG") or os.path.join(
+            C.ANSIBLE_HOME, "fleetpatch", "audit.jsonl"))
         pid = os.getppid()  # the ansible-playbook process this worker was forked from: the run itself
         pid_start = _fleet_lock.process_start(pid)
         # The run's id: the audit trail's, else one that the same run finds again at its end (its process).

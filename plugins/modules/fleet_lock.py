@@ -14,8 +14,8 @@ description:
     that shares the audit trail is then refused at once, with the holder named (who, which patch, since when, which
     job, which process on which controller), and nothing changes.
   - The lock is a file beside the run's audit log (the log of the P(fleetpatch.rollout.audit#callback) callback; without
-    the callback, the log that E(FLEETPATCH_AUDIT_LOG) names, or its default C(~/.ansible/fleetpatch/audit.jsonl)),
-    C(<log>.fleet-lock), or O(path).
+    the callback, the log that E(FLEETPATCH_AUDIT_LOG) names, else C(fleetpatch/audit.jsonl) in Ansible's home directory,
+    C(~/.ansible) by default), C(<log>.fleet-lock), or O(path).
   - The lock is released by O(state=released), and in any case by the audit callback when the run ends, even when it
     failed. A run killed outright (SIGKILL, a lost controller) leaves it behind; such a stale lock is taken over only
     with O(take_over), and the take-over is recorded in the audit trail. A lock whose process still runs on this
