@@ -228,7 +228,7 @@ def kill_apply(moment: str):
     def case(rig: Rig) -> str:
         manifest = rig.manifest
         if moment == "unpack":  # a large release: the unpack lasts long enough to be cut off in its middle
-            artifact = injection.ballast_artifact(rig.fleet.artifact(NEW), rig.tmp / "ballast", 96)
+            artifact = injection.ballast_artifact(rig.fleet.artifact(NEW), rig.tmp / "ballast", 64)
             manifest = manifests.write(rig.tmp / "ballast-manifest", artifact, urgency="emergency")
         if moment == "rollback":
             manifest = manifests.write(rig.tmp / "bad", rig.fleet.artifact(BAD), version=BAD, urgency="emergency")
@@ -294,18 +294,26 @@ def disk_full(phase: str):
     def case(rig: Rig) -> str:
         artifact = injection.ballast_artifact(rig.fleet.artifact(NEW), rig.tmp / "ballast", 16)
         manifest = manifests.write(rig.tmp / "ballast-manifest", artifact, urgency="emergency")
-        first = rig.start(manifest=manifest)
-        if phase == "canary":
-            (host,) = rig.wait(rig.working, "the canary's apply", first)
-        else:
+        spare = 4 * 1024 * 1024  # room for less than the 16 MiB release
+        if phase == "canary":  # every host short of room: the first to unpack, the canary, fails
+            rig.inject()
+            small = list(rig.names)
+            for name in small:
+                injection.small_disk(rig.fleet, name, spare)
+            first = rig.start(manifest=manifest)
+            rig.affected = set(rig.wait(rig.working, "the canary's apply", first))
+        else:  # a host of the second wave runs short of room while the canary is applied
+            first = rig.start(manifest=manifest)
             canary = rig.wait(rig.working, "the canary's apply", first)
-            host = next(name for name in rig.names if name not in canary)
-        rig.inject()
-        injection.small_disk(rig.fleet, host, 4 * 1024 * 1024)
-        rig.affected = {host}
+            small = [next(name for name in rig.names if name not in canary)]
+            rig.inject()
+            injection.small_disk(rig.fleet, small[0], spare)
+            rig.affected = set(small)
         first.wait()
         assert failed(first, "No space left on device"), first.output()[-3000:]
-        rig.fleet.exec(host, ["umount", injection.RELEASES])
+        assert rig.on(OLD) == [name for name in rig.names if name not in rig.on(NEW)] and not set(rig.on(NEW)) & rig.affected
+        for name in small:
+            rig.fleet.exec(name, ["umount", injection.RELEASES])
         rerun = rig.run(manifest=manifest)
         assert passed(rerun), rerun.output()[-4000:]
         assert rig.on(NEW) == rig.names
@@ -379,7 +387,7 @@ def audit_unwritable(phase: str):
                 outcome = "stopped at the canary's gate (audit write failed); no later wave started"
         finally:
             subprocess.run(["chattr", "-i", str(rig.audit_log)], check=False)
-        rerun = rig.run(fleetpatch_take_over_lock=True)  # a run stopped by its audit sink may not have released the fleet lock
+        rerun = rig.run()  # the same command: the stopped run ended, so its host locks are reclaimed without a take-over
         assert passed(rerun), rerun.output()[-4000:]
         assert rig.on(NEW) == rig.names
         return outcome + "; writable again, a re-run patched all"
@@ -414,7 +422,8 @@ def window_closes(phase: str):
         window = {"rrule": "FREQ=DAILY", "dtstart": (cutoff - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S"), "duration": "1h",
                   "timezone": "UTC"}
         policy = {"canary": {"count": 1, "region": "eu-west"}, "batch": {"count": BATCH}, "customer_windows": {"globex": window}}
-        first = rig.start(fleetpatch_policy=policy, fleetpatch_soak=int((cutoff - now).total_seconds()) + 3)
+        manifest = manifests.write(rig.tmp / "routine", rig.fleet.artifact(NEW), urgency="routine")  # a routine patch keeps to the windows
+        first = rig.start(manifest=manifest, fleetpatch_policy=policy, fleetpatch_soak=int((cutoff - now).total_seconds()) + 3)
         rig.wait(lambda: rig.on(NEW), "the canary", first)
         rig.wait(lambda: datetime.datetime.now(datetime.timezone.utc) > cutoff, "the cutoff")
         rig.inject()
@@ -473,14 +482,14 @@ def split_customers():
 CASES = [
     Case("controller-sigkill", "preflight", kill_controller("preflight")),
     Case("controller-sigkill", "canary", kill_controller("canary")),
-    Case("controller-sigkill", "mid-wave", kill_controller("mid-wave"), ci=True),
-    Case("controller-sigkill", "gate", kill_controller("gate")),
+    Case("controller-sigkill", "mid-wave", kill_controller("mid-wave")),
+    Case("controller-sigkill", "gate", kill_controller("gate"), ci=True),
     Case("controller-sigkill", "rollback", kill_controller("rollback")),
     Case("ssh-drop", "preflight", drop_ssh("preflight")),
     Case("ssh-drop", "canary", drop_ssh("canary"), ci=True),
     Case("ssh-drop", "mid-wave", drop_ssh("mid-wave")),
     Case("ssh-drop", "rollback", drop_ssh("rollback")),
-    Case("apply-killed", "canary", kill_apply("unpack")),
+    Case("apply-killed", "canary", kill_apply("unpack"), ci=True),
     Case("apply-killed", "mid-wave", kill_apply("reload")),
     Case("apply-killed", "rollback", kill_apply("rollback")),
     Case("service-unhealthy", "canary", unhealthy("canary"), ci=True),
