@@ -20,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -181,6 +183,7 @@ def drop_ssh(phase: str):
             first.wait()
             rig.affected = {lost}
             assert rig.version(lost) == OLD
+            assert re.search(rf'"{lost} +eu-west .* unknown ', first.output()), first.output()[-3000:]  # never reported patched
             rerun = rig.run()
             assert passed(rerun), rerun.output()[-4000:]
             assert rig.on(NEW) == rig.names
@@ -233,16 +236,24 @@ def kill_apply(moment: str):
         if moment == "rollback":
             manifest = manifests.write(rig.tmp / "bad", rig.fleet.artifact(BAD), version=BAD, urgency="emergency")
         first = rig.start(manifest=manifest)
+        held = []
         if moment == "unpack":
             (host,) = rig.wait(lambda: [n for n in rig.names if injection.staging(rig.fleet, n)], "an unpack", first)
         elif moment == "reload":  # a host of the second wave, switched and reloading
             canary = rig.wait(lambda: rig.on(NEW), "the canary", first)
             (host, *_r) = rig.wait(lambda: [n for n in rig.names if n not in canary and (injection.journal(rig.fleet, n) or {}).get("step") == "switched"],
                                    "a switched host of the second wave", first, )
+        elif moment == "confirm":  # the canary told to reload, its apply waiting for the new release to answer
+            (host,) = rig.wait(lambda: [n for n in rig.names if (injection.journal(rig.fleet, n) or {}).get("step") == "switched"], "a switched host", first)
+            rig.fleet.kill_service(host, signal.SIGSTOP)  # a slow reload: the wait for it lasts until the kill below
+            held.append(host)
+            rig.wait(lambda: (injection.journal(rig.fleet, host) or {}).get("step") == "activated", "the reload signalled", first)
         else:
             (host,) = rig.wait(lambda: [n for n in rig.names if (injection.journal(rig.fleet, n) or {}).get("op") == "rollback"], "a rollback", first)
         rig.inject()
         killed = injection.kill_module(rig.fleet, host)
+        for name in held:
+            rig.fleet.kill_service(name, signal.SIGCONT)
         assert killed, f"no module ran on {host} at the moment"
         rig.affected = {host}
         first.wait()
@@ -491,6 +502,7 @@ CASES = [
     Case("ssh-drop", "rollback", drop_ssh("rollback")),
     Case("apply-killed", "canary", kill_apply("unpack"), ci=True),
     Case("apply-killed", "mid-wave", kill_apply("reload")),
+    Case("apply-killed-in-confirm", "canary", kill_apply("confirm")),
     Case("apply-killed", "rollback", kill_apply("rollback")),
     Case("service-unhealthy", "canary", unhealthy("canary"), ci=True),
     Case("service-dies-in-soak", "mid-wave", unhealthy("mid-wave")),
