@@ -64,7 +64,7 @@ def test_a_noisy_moment_does_not_roll_back_a_persistent_breach_does(fleet, ansib
 
     recorded = run.results("Record the outcome for the wave")
     outcome = {name: result["ansible_facts"]["guarded_apply_result"] for name, result in recorded.items()}
-    verdicts = run.results("Judge the patched service's health over the soak")
+    verdicts = run.results("Judge the patched service's health over the soak, and record on the host that its apply was judged healthy")
     assert outcome["good"]["status"] == "patched" and outcome["good"]["version"] == "7.0.28"
     assert outcome["good"]["vulnerable"] is False and outcome["good"]["failures"] == []
     assert fleet.service_version("good") == "7.0.28" and not probe.leak(fleet.address("good"))
