@@ -182,12 +182,15 @@ def drop_ssh(phase: str):
                 rig.fleet.partition(lost, cut=False)
             first.wait()
             rig.affected = {lost}
-            assert rig.version(lost) == OLD
+            # Counted "unknown" against the error budget of 0: the gate before the first wave stops the rollout.
+            assert not passed(first) and "could not be reached at detection" in first.output(), first.output()[-3000:]
+            assert rig.on(OLD) == rig.names  # nothing was patched
             assert re.search(rf'"{lost} +eu-west .* unknown ', first.output()), first.output()[-3000:]  # never reported patched
             rerun = rig.run()
             assert passed(rerun), rerun.output()[-4000:]
             assert rig.on(NEW) == rig.names
-            return "host unreachable at detection left out (unknown); after the link is back a re-run patched it"
+            return ("host unreachable at detection counted unknown against the budget of 0: stopped before the first wave, "
+                    "nothing patched; after the link is back a re-run patched all")
         manifest = rig.manifest
         if phase == "rollback":
             manifest = manifests.write(rig.tmp / "bad", rig.fleet.artifact(BAD), version=BAD, urgency="emergency")
