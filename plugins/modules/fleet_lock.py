@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: fleet_lock
 short_description: Take or release the fleet lock, so that one rollout or rollback runs at a time
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - A rollout or a rollback takes the fleet lock before it touches any host and keeps it for its whole run. A second run
     that shares the audit trail is then refused at once, with the holder named (who, which patch, since when, which

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: lock
 short_description: Take or release a host's fleetpatch lock for one rollout or rollback run
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - A rollout or a rollback holds every host in its scope for its whole run. This module writes the lock (the
     C(lease) entry of the host's state file) naming the run O(owner), who holds it (O(holder)), the patch, since
