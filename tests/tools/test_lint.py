@@ -75,8 +75,7 @@ def _lint(root: Path) -> subprocess.CompletedProcess[str]:
     ],
     ids=["production", "a-warning-of-the-basic-profile"],
 )
-def test_lint_passes_only_when_the_required_profile_passed(tmp_path: Path, message: str, returncode: int,
-                                                          last_line: str) -> None:
+def test_lint_passes_only_when_the_required_profile_passed(tmp_path: Path, message: str, returncode: int, last_line: str) -> None:
     done = _lint(_collection(tmp_path / "collection", message))
     output = done.stdout + done.stderr
     assert done.returncode == returncode, output
