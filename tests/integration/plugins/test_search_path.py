@@ -263,4 +263,3 @@ def test_action_plugins_find_a_relative_manifest_and_signers(run):
     assert signers["failed"] is True
     assert signers["msg"].startswith("fleetpatch.rollout.apply: allowed_signers: cannot find 'keys/nobody'")
     assert not (dirs["root"] / "state.json").exists()  # neither apply wrote anything
-
