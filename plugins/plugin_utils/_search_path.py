@@ -28,6 +28,8 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFileNotFound
 
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._schema import short_repr
+
 __all__ = ["SearchPathError", "find_file", "inventory_dirs", "lookup_file", "task_file"]
 
 
@@ -83,7 +85,7 @@ def find_file(loader, needle, search_path, *, inventory=(), subdir="files", is_r
     expanded, whether it exists or not: whoever reads it says so.
     """
     if not isinstance(needle, str) or not needle.strip():
-        raise SearchPathError(f"expected the path of a file on the controller, got {type(needle).__name__} {needle!r}")
+        raise SearchPathError(f"expected the path of a file on the controller, got {type(needle).__name__} {short_repr(needle)}")
     if needle.startswith(("/", "~")):
         return os.path.expanduser(needle)
     searched = []

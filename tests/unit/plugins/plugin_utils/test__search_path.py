@@ -87,6 +87,8 @@ def test_a_home_path_is_expanded_not_searched(tree, monkeypatch):
         ("  ", "expected the path of a file on the controller, got str '  '"),
         (None, "expected the path of a file on the controller, got NoneType None"),
         (["m.yml"], "expected the path of a file on the controller, got list ['m.yml']"),
+        ({"id": "FP-2025-14847", "title": "x" * 200}, "expected the path of a file on the controller, got dict {'id': 'FP-2025-14847', 'title': "
+                                                      "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx..."),  # cut short
     ],
 )
 def test_not_a_path(tree, needle, message):
