@@ -11,7 +11,7 @@ version_added: 0.1.0
 author:
   - fleetpatch maintainers (@fleetpatch)
 description:
-  - Returns one entry per host in O(hosts), with C(host), C(cluster), C(cluster_role) and C(cluster_size): the
+  - Returns one entry per host in O(hosts), with C(host), C(cluster), C(cluster_role) and C(cluster_size), the
     number of hosts of the whole O(_input) whose C(cluster) is the same, so members outside the run count against
     the cluster's budget.
   - The input of the P(fleetpatch.rollout.rollback_rounds#filter) filter.

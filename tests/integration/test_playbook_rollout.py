@@ -682,3 +682,27 @@ def test_an_archive_the_hosts_would_refuse_stops_the_rollout_at_preflight(fleet,
     assert not any(event["event_data"].get("task") == "Detect what every host runs" for event in run.events)
     assert fleet.ssh("spared", files).stdout == before
     assert fleet.service_version("spared") == "7.0.26"
+
+
+def test_the_role_from_a_playbook_elsewhere_finds_a_manifest_relative_to_that_playbook(fleet, ansible, tmp_path):
+    """An operator's own playbook in its own directory runs the fleetpatch.rollout.rollout role with a manifest path
+    relative to that playbook (ansible-runner runs from another directory): the role finds it as Ansible finds files,
+    every task reads that one file, and the hosts are patched. A path found nowhere is named with every place searched."""
+    fleet.add([HostSpec(name="site-1", version="7.0.26"), HostSpec(name="site-2", version="7.0.27")])
+    site = tmp_path / "site"
+    (site / "patches").mkdir(parents=True)
+    manifests.write(site / "patches", fleet.artifact("7.0.28"), urgency="emergency")
+    playbook = site / "patch.yml"
+    playbook.write_text("- name: Patch our fleet\n  hosts: all\n  gather_facts: false\n  roles:\n    - role: fleetpatch.rollout.rollout\n")
+    run = ansible(playbook, fleet.write_inventory(), env=audit_env(tmp_path),
+                  extravars=rollout_vars("patches/FP-2025-14847.yml", fleetpatch_policy=EMERGENCY, fleetpatch_soak=0))
+    assert run.returncode == 0, run.stdout[-3000:]
+    record = once(run, "Read and check the patch's change record")["ansible_facts"]["__rollout_record"]
+    assert record["manifest_file"] == str(site / "patches" / "FP-2025-14847.yml")
+    assert versions(fleet, ["site-1", "site-2"]) == {"site-1": "7.0.28", "site-2": "7.0.28"}
+
+    missing = ansible(playbook, fleet.write_inventory(), env=audit_env(tmp_path),
+                      extravars=rollout_vars("patches/FP-0000-00000.yml", fleetpatch_policy=EMERGENCY, fleetpatch_soak=0))
+    assert missing.returncode != 0
+    message = once(missing, "Read and check the patch's change record")["msg"]
+    assert "cannot find 'patches/FP-0000-00000.yml'" in message and f"{site}/patches/FP-0000-00000.yml" in message, message
