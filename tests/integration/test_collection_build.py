@@ -239,3 +239,21 @@ if PLUGINS:
         assert "ERROR" not in output
         # rendered from the installed copy, not from some other fleetpatch.rollout on the machine
         assert str(installed) in shown.stdout
+
+
+ROLES = sorted(path.name for path in (REPO / "roles").iterdir() if (path / "meta" / "argument_specs.yml").is_file())
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_documentation_lists_every_variable_of_its_argument_spec(installed: Path, role: str) -> None:
+    """ansible-doc -t role, from the installed copy, shows each entry point with every option of its spec (which
+    tests/unit/roles/test_argument_specs.py compares with what the role's tasks read)."""
+    shown = _run(VENV_BIN / "ansible-doc", "-t", "role", f"{FQCN}.{role}", "--json", cwd=installed, env=_ansible_env(installed))
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    (doc,) = json.loads(shown.stdout).values()
+    spec = yaml.safe_load((REPO / "roles" / role / "meta" / "argument_specs.yml").read_text(encoding="utf-8"))["argument_specs"]
+    assert sorted(doc["entry_points"]) == sorted(spec)
+    for entry, documented in spec.items():
+        shown_options = doc["entry_points"][entry].get("options") or {}
+        assert sorted(shown_options) == sorted(documented.get("options") or {}), entry
+        assert all(option.get("description") for option in shown_options.values()), entry

@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fleetpatch_dev import manifests
 from fleetpatch_dev.fleet import HostSpec, demo_layout
@@ -671,7 +672,10 @@ def test_an_archive_the_hosts_would_refuse_stops_the_rollout_at_preflight(fleet,
             target.addfile(member, source.extractfile(member) if member.isfile() else None)
         target.addfile(link)
     manifest = manifests.write(tmp_path, hostile, urgency="emergency")
-    files = "find /srv/fpdemo /var/lib/fleetpatch /tmp /var/tmp /root/.ansible -printf '%p %y %s %T@\\n' 2>/dev/null | sort"
+    # (A host overlays the machine's /root: a controller's local temp there, ansible-local-*, is not the host's, and
+    # it changes the times of the directory that holds it; a directory's entries are listed, not its time.)
+    files = ("find /srv/fpdemo /var/lib/fleetpatch /tmp /var/tmp /root/.ansible -path '/root/.ansible/tmp/ansible-local-*' -prune "
+             "-o -type d -printf '%p d\\n' -o -printf '%p %y %s %T@\\n' 2>/dev/null | sort")
     before = fleet.ssh("spared", files).stdout
     run = ansible(ROLLOUT, fleet.write_inventory(), extravars=rollout_vars(manifest, fleetpatch_policy=EMERGENCY), env=audit_env(tmp_path))
     assert run.returncode != 0
@@ -694,15 +698,20 @@ def test_the_role_from_a_playbook_elsewhere_finds_a_manifest_relative_to_that_pl
     manifests.write(site / "patches", fleet.artifact("7.0.28"), urgency="emergency")
     playbook = site / "patch.yml"
     playbook.write_text("- name: Patch our fleet\n  hosts: all\n  gather_facts: false\n  roles:\n    - role: fleetpatch.rollout.rollout\n")
-    run = ansible(playbook, fleet.write_inventory(), env=audit_env(tmp_path),
-                  extravars=rollout_vars("patches/FP-2025-14847.yml", fleetpatch_policy=EMERGENCY, fleetpatch_soak=0))
+    # The policy (an emergency's decision) and the soak come from the inventory: the role's defaults never hide them.
+    inventory = site / "inventory.yml"
+    inventory.write_text(yaml.safe_dump(fleet.inventory(extra_vars={"fleetpatch_policy": EMERGENCY, "fleetpatch_soak": 0})), encoding="utf-8")
+    run = ansible(playbook, inventory, env=audit_env(tmp_path), extravars={
+        "fleetpatch_manifest": "patches/FP-2025-14847.yml", "fleetpatch_approved_by": "alice", "fleetpatch_implemented_by": "bob"})
     assert run.returncode == 0, run.stdout[-3000:]
+    (plan,) = audit_records(tmp_path, "plan")
+    assert plan["data"]["plan"]["emergency"]["decided_by"] == "carol", plan["data"]["plan"]
     record = once(run, "Read and check the patch's change record")["ansible_facts"]["__rollout_record"]
     assert record["manifest_file"] == str(site / "patches" / "FP-2025-14847.yml")
     assert versions(fleet, ["site-1", "site-2"]) == {"site-1": "7.0.28", "site-2": "7.0.28"}
 
-    missing = ansible(playbook, fleet.write_inventory(), env=audit_env(tmp_path),
-                      extravars=rollout_vars("patches/FP-0000-00000.yml", fleetpatch_policy=EMERGENCY, fleetpatch_soak=0))
+    missing = ansible(playbook, inventory, env=audit_env(tmp_path), extravars={
+        "fleetpatch_manifest": "patches/FP-0000-00000.yml", "fleetpatch_approved_by": "alice", "fleetpatch_implemented_by": "bob"})
     assert missing.returncode != 0
     message = once(missing, "Read and check the patch's change record")["msg"]
     assert "cannot find 'patches/FP-0000-00000.yml'" in message and f"{site}/patches/FP-0000-00000.yml" in message, message
