@@ -142,4 +142,3 @@ def test_the_drift_check_sees_a_variable_read_outside_the_spec(tmp_path, monkeyp
     (role / "meta" / "argument_specs.yml").write_text("argument_specs: {main: {options: {probe_flag: {type: bool}}}}\n")
     monkeypatch.setitem(globals(), "ROLES", tmp_path / "roles")
     assert reads("probe") == {"fleetpatch_surprise", "probe_flag"}
-
