@@ -15,16 +15,9 @@ description:
     wave of O(plan); the baseline of each host not started (the C(metrics) of its pre-patch
     M(fleetpatch.rollout.health) result) is listed under its C(region) (V(-) when it has none).
   - M(fleetpatch.rollout.health) compares a patched host with its region's list (its C(peers) option).
+extends_documentation_fragment:
+  - fleetpatch.rollout.host_view
 options:
-  _input:
-    description: The variables of every host, such as C(hostvars).
-    type: dict
-    required: true
-  hosts:
-    description: The hosts to look at, such as C(ansible_play_hosts_all).
-    type: list
-    elements: str
-    required: true
   plan:
     description: The wave plan (the result of the P(fleetpatch.rollout.wave_plan#filter) filter).
     type: dict

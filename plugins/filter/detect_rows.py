@@ -15,16 +15,9 @@ description:
     C(applied) (the patches its state file lists) and C(msg), from the host's M(fleetpatch.rollout.detect) result.
   - A host without a result (unreachable, failed) is reported with version and verdicts V(unknown), never as
     clean, and why in C(msg).
+extends_documentation_fragment:
+  - fleetpatch.rollout.host_view
 options:
-  _input:
-    description: The variables of every host, such as C(hostvars).
-    type: dict
-    required: true
-  hosts:
-    description: The hosts to report on, such as C(ansible_play_hosts_all).
-    type: list
-    elements: str
-    required: true
   result:
     description: The variable that holds the host's M(fleetpatch.rollout.detect) result.
     type: str

@@ -15,16 +15,8 @@ description:
     number of hosts of the whole O(_input) whose C(cluster) is the same, so members outside the run count against
     the cluster's budget.
   - The input of the P(fleetpatch.rollout.rollback_rounds#filter) filter.
-options:
-  _input:
-    description: The variables of every host of the inventory, such as C(hostvars).
-    type: dict
-    required: true
-  hosts:
-    description: The hosts to roll back, such as C(ansible_play_hosts).
-    type: list
-    elements: str
-    required: true
+extends_documentation_fragment:
+  - fleetpatch.rollout.host_view
 """
 
 EXAMPLES = r"""

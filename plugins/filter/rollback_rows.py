@@ -15,16 +15,9 @@ description:
     C(to) and C(msg), from the host's M(fleetpatch.rollout.rollback) result.
   - C(outcome) is V(rolled back), V(already back) (it ran the old release already), V(not carrying) (it does not
     run the patch's fixed release), V(failed), V(unknown) (not reached, or never rolled back), or V(left out) (O(excluded)).
+extends_documentation_fragment:
+  - fleetpatch.rollout.host_view
 options:
-  _input:
-    description: The variables of every host, such as C(hostvars).
-    type: dict
-    required: true
-  hosts:
-    description: The hosts to report on, such as C(ansible_play_hosts_all).
-    type: list
-    elements: str
-    required: true
   result:
     description: The variable that holds the host's M(fleetpatch.rollout.rollback) result.
     type: str

@@ -17,16 +17,9 @@ description:
     result of rolling the host's halted wave back) and C(window_closed) (its window closed before its wave).
   - The input of the P(fleetpatch.rollout.wave_gate#filter) and P(fleetpatch.rollout.rollout_outcomes#filter)
     filters. Used by the P(fleetpatch.rollout.rollout#role) role; only the variables named here are read.
+extends_documentation_fragment:
+  - fleetpatch.rollout.host_view
 options:
-  _input:
-    description: The variables of every host, such as C(hostvars).
-    type: dict
-    required: true
-  hosts:
-    description: The hosts to report on, such as C(ansible_play_hosts_all).
-    type: list
-    elements: str
-    required: true
   detected:
     description: The variable that holds the host's M(fleetpatch.rollout.detect) result.
     type: str
