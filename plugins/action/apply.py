@@ -12,8 +12,8 @@ from __future__ import annotations
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._action import manifest_task_args
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._artifact import ArtifactError, verify_artifact
-from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._manifest import ManifestError, task_args
 
 MODULE = "fleetpatch.rollout.apply"
 
@@ -27,10 +27,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp  # unused: the connection's own temporary directory is used
-        try:
-            args = task_args(self._task.args, "apply")
-        except ManifestError as exc:
-            raise AnsibleActionFail(f"{MODULE}: {exc}") from None
+        args = manifest_task_args(self, task_vars, MODULE, "apply", files=("manifest", "artifact", "signature", "allowed_signers"))
         source = args.get("artifact")
         if args.get("signature") and not source:
             raise AnsibleActionFail(f"{MODULE}: a signature is checked on the controller's copy of the artifact: give artifact, not only artifact_url")

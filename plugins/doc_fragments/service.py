@@ -22,6 +22,9 @@ options:
       - Path, on the controller, of the patch manifest (the change record). It is validated against the
         collection's JSON Schema before anything happens, and gives every option below that the task does not
         set itself (component, release, artifact, class, reload and restart commands, version URL).
+      - A relative path is found as P(ansible.builtin.file#lookup) finds a file, in the task's role and then the
+        playbook's directory (under C(files/) first), then beside the inventory; the current directory plays no part.
+        The manifest's own relative paths (its artifact and signature) are relative to the manifest file.
     type: path
   component:
     description:

@@ -24,11 +24,15 @@ description:
 options:
   _input:
     description:
-      - Path of the manifest file on the controller. A relative path is relative to the controller's working
-        directory, so prefer C({{ playbook_dir }}/...) or an absolute path.
+      - Path of the manifest file on the controller, read as it is given. A relative path is relative to the
+        controller's current directory, so it depends on where C(ansible-playbook) is started; to find a manifest
+        relative to the role, the playbook or the inventory as Ansible finds files, use
+        P(fleetpatch.rollout.manifest#lookup) instead.
     type: string
     required: true
 seealso:
+  - plugin: fleetpatch.rollout.manifest
+    plugin_type: lookup
   - module: fleetpatch.rollout.apply
   - module: fleetpatch.rollout.detect
 """

@@ -30,7 +30,7 @@ seealso:
 EXAMPLES = r"""
 - name: Print the plan
   ansible.builtin.debug:
-    msg: "{{ fleetpatch_plan | fleetpatch.rollout.plan_rows | fleetpatch.rollout.table(['wave', 'name', 'host', 'region', 'cluster', 'reason']) }}"
+    msg: "{{ rollout_plan | fleetpatch.rollout.plan_rows | fleetpatch.rollout.table(['wave', 'name', 'host', 'region', 'cluster', 'reason']) }}"
 """
 
 RETURN = r"""

@@ -64,7 +64,7 @@ EXAMPLES = r"""
       {{ outcome.regions | fleetpatch.rollout.table(['region'] + outcome.statuses)
          + outcome.hosts | fleetpatch.rollout.table(['host', 'region', 'cluster', 'version', 'status', 'detail']) }}
   vars:
-    outcome: "{{ fleetpatch_plan | fleetpatch.rollout.rollout_outcomes(hosts=what_each_host_did, failures=gate_failures) }}"
+    outcome: "{{ rollout_plan | fleetpatch.rollout.rollout_outcomes(hosts=what_each_host_did, failures=gate_failures) }}"
 """
 
 RETURN = r"""

@@ -28,9 +28,14 @@ options:
     type: dict
     required: true
   allowed_signers:
-    description: The OpenSSH allowed-signers file that vouches for a signed artifact.
+    description:
+      - The OpenSSH allowed-signers file that vouches for a signed artifact.
+      - A relative path is relative to the controller's current directory; to find it relative to the role, the
+        playbook or the inventory as Ansible finds files, use P(fleetpatch.rollout.verified_artifact#lookup) instead.
     type: path
 seealso:
+  - plugin: fleetpatch.rollout.verified_artifact
+    plugin_type: lookup
   - module: fleetpatch.rollout.apply
 """
 
@@ -62,24 +67,17 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._artifact import ArtifactError, verify_artifact
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._artifact import ArtifactError, manifest_artifact
 
 FILTER = "fleetpatch.rollout.verified_artifact"
 
 
 def verified_artifact(manifest, allowed_signers=None):
     """What ``verify_artifact`` found for the manifest's artifact; AnsibleFilterError naming the filter otherwise."""
-    artifact = manifest.get("artifact") if isinstance(manifest, dict) else None
-    if not isinstance(artifact, dict) or "sha256" not in artifact:
-        raise AnsibleFilterError(f"{FILTER}: the input must be a checked manifest (fleetpatch.rollout.manifest), with artifact.sha256")
-    if not artifact.get("path"):
-        return {"checked": False, "sha256": artifact["sha256"], "size": None, "signed_by": None}
     try:
-        found = verify_artifact(artifact["path"], artifact["sha256"], version=manifest.get("fixed_version"),
-                                signature=artifact.get("signature"), allowed_signers=allowed_signers, identity=artifact.get("signer"))
+        return manifest_artifact(manifest, allowed_signers)
     except ArtifactError as exc:
         raise AnsibleFilterError(f"{FILTER}: {exc}") from None
-    return {"checked": True, **found}
 
 
 class FilterModule:

@@ -43,7 +43,8 @@ options:
     required: true
   manifest:
     description:
-      - The checked manifest that P(fleetpatch.rollout.manifest#filter) returns, or the path of a manifest file.
+      - The checked manifest that P(fleetpatch.rollout.manifest#lookup) or P(fleetpatch.rollout.manifest#filter)
+        returns, or the path of a manifest file (a relative one is relative to the controller's current directory).
     type: raw
     required: true
   policy:
@@ -62,8 +63,11 @@ options:
     type: str
   notifications:
     description:
-      - The pre-notification record, as the path of its YAML or JSON file or as its loaded data, a mapping
-        whose C(notifications) lists records of C(customer), C(patch_id), C(notified_at), C(channel) and C(by).
+      - The pre-notification record, as its loaded data (what P(fleetpatch.rollout.notifications#lookup) returns,
+        a mapping whose C(notifications) lists records of C(customer), C(patch_id), C(notified_at), C(channel) and
+        C(by)), or as the path of its YAML or JSON file.
+      - A path given here is relative to the controller's current directory; the lookup finds the file relative to
+        the role, the playbook or the inventory as Ansible finds files.
       - Only urgent patches use it. Its format is C(plugins/plugin_utils/notifications.schema.json); an example is
         C(docs/notifications.example.yml).
     type: raw
@@ -97,7 +101,9 @@ seealso:
   - plugin: fleetpatch.rollout.window_open
     plugin_type: filter
   - plugin: fleetpatch.rollout.manifest
-    plugin_type: filter
+    plugin_type: lookup
+  - plugin: fleetpatch.rollout.notifications
+    plugin_type: lookup
   - module: fleetpatch.rollout.detect
 """
 
@@ -107,7 +113,7 @@ EXAMPLES = r"""
     fp_plan: >-
       {{ dict(ansible_play_hosts_all | zip(ansible_play_hosts_all | map('extract', hostvars)))
          | fleetpatch.rollout.wave_plan(fp_manifest, policy=fp_policy, detect_key='fleetpatch_detected',
-                                        notifications=playbook_dir ~ '/../docs/notifications.example.yml') }}
+                                        notifications=lookup('fleetpatch.rollout.notifications', 'notifications.yml')) }}
   vars:
     fp_policy:
       canary: {count: 2, spread: regions}

@@ -54,6 +54,8 @@ options:
       - Path of the release tarball on the controller. Its single top directory holds the release, with a
         C(VERSION) file naming O(version).
       - Needed when the host does not have the release installed yet.
+      - A relative path is found as P(ansible.builtin.file#lookup) finds a file, in the task's role and then the
+        playbook's directory (under C(files/) first), then beside the inventory; the current directory plays no part.
     type: path
   artifact_sha256:
     description:
@@ -64,10 +66,14 @@ options:
     description:
       - OpenSSH signature (C(ssh-keygen -Y sign), namespace V(fleetpatch)) of O(artifact), verified on the
         controller with O(allowed_signers) and O(signer) before anything happens.
+      - A relative path is found as P(ansible.builtin.file#lookup) finds a file, in the task's role and then the
+        playbook's directory (under C(files/) first), then beside the inventory; the current directory plays no part.
     type: path
   allowed_signers:
     description:
       - OpenSSH allowed-signers file that holds the key O(signer) may sign with. Required with O(signature).
+      - A relative path is found as P(ansible.builtin.file#lookup) finds a file, in the task's role and then the
+        playbook's directory (under C(files/) first), then beside the inventory; the current directory plays no part.
     type: path
   signer:
     description:

@@ -55,9 +55,12 @@ options:
         decision) and the hosts it defers; pass them in O(data).
       - V(lock) records host locks taken from other runs (M(fleetpatch.rollout.lock)); the fleet lock's own
         records are written by M(fleetpatch.rollout.fleet_lock).
+      - V(rollback) records hosts rolled back (a halted wave's, or a round of a fleet-wide rollback with each
+        host's outcome in O(data)); V(rollback_start) and V(rollback_end) open and close a fleet-wide rollback
+        (P(fleetpatch.rollout.rollback#role)).
     type: str
     required: true
-    choices: [approval, plan, wave_start, wave_end, gate, rollback, verified, lock, note]
+    choices: [approval, plan, wave_start, wave_end, gate, rollback, rollback_start, rollback_end, verified, lock, note]
   approved_by:
     description:
       - Who approved the patch. Required with O(kind=approval), given here or by C(fleetpatch_approved_by).

@@ -55,6 +55,8 @@ options:
     description:
       - Path, on the controller, of the patch manifest whose C(monitoring) section gives O(probes),
         O(thresholds), O(samples), O(interval), O(soak) and O(consecutive_failures).
+      - A relative path is found as P(ansible.builtin.file#lookup) finds a file, in the task's role and then the
+        playbook's directory (under C(files/) first), then beside the inventory; the current directory plays no part.
     type: path
   probes:
     description:

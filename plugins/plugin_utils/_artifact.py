@@ -32,11 +32,12 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping
 
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._archive import ArchiveError, check_release_archive
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._release import sha256_file
 
-__all__ = ["ArtifactError", "verify_artifact"]
+__all__ = ["ArtifactError", "manifest_artifact", "verify_artifact"]
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _SSH_KEYGEN_TIMEOUT = 60
@@ -111,3 +112,20 @@ def verify_artifact(path, sha256, *, version, signature=None, allowed_signers=No
     if signature is not None:
         _verify_signature(path, signature, os.fspath(allowed_signers), identity, namespace)
     return {"sha256": actual, "size": size, "signed_by": identity if signature is not None else None}
+
+
+def manifest_artifact(manifest, allowed_signers=None):
+    """What :func:`verify_artifact` finds for a checked manifest's artifact, with ``checked``; ArtifactError otherwise.
+
+    ``manifest`` is a checked manifest (``_manifest.load_manifest``: its artifact paths are absolute). An artifact
+    given by URL only is fetched and checked by the hosts themselves: ``checked`` is then false, ``size`` and
+    ``signed_by`` None.
+    """
+    artifact = manifest.get("artifact") if isinstance(manifest, Mapping) else None
+    if not isinstance(artifact, Mapping) or "sha256" not in artifact:
+        raise ArtifactError("the input must be a checked manifest (fleetpatch.rollout.manifest), with artifact.sha256")
+    if not artifact.get("path"):
+        return {"checked": False, "sha256": artifact["sha256"], "size": None, "signed_by": None}
+    found = verify_artifact(artifact["path"], artifact["sha256"], version=manifest.get("fixed_version"), signature=artifact.get("signature"),
+                            allowed_signers=allowed_signers, identity=artifact.get("signer"))
+    return {"checked": True, **found}

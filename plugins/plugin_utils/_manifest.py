@@ -33,7 +33,7 @@ from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._schema import 
 )
 
 __all__ = [
-    "ManifestError", "SCHEMA", "SCHEMA_PATH", "field_reference", "health_args", "load_manifest", "module_args", "parse_duration",
+    "MANIFEST_FILE_KEY", "ManifestError", "SCHEMA", "SCHEMA_PATH", "field_reference", "health_args", "load_manifest", "module_args", "parse_duration",
     "task_args", "validate_manifest",
 ]
 
@@ -45,6 +45,10 @@ _DURATION_SCHEMA = SCHEMA["$defs"]["duration"]
 _DURATION_RE = re.compile(_DURATION_SCHEMA["pattern"])
 _DURATION_UNITS = (86400, 3600, 60, 1)
 _TIMESTAMP_MESSAGE = SCHEMA["$defs"]["timestamp"]["x-error"]["pattern"]
+
+# The key under which the fleetpatch.rollout.manifest lookup adds the absolute path of the file it read to the
+# record: no field of the schema, which allows no others, so a record can never carry it from its file.
+MANIFEST_FILE_KEY = "manifest_file"
 
 
 class ManifestError(ValueError):

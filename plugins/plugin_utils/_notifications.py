@@ -31,7 +31,7 @@ from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._schema import 
 )
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._windows import parse_utc
 
-__all__ = ["NotificationError", "NOTIFICATIONS_SCHEMA", "Notifications", "load_notifications", "validate_notifications"]
+__all__ = ["NotificationError", "NOTIFICATIONS_SCHEMA", "Notifications", "load_notifications", "read_notifications", "validate_notifications"]
 
 NOTIFICATIONS_SCHEMA = load_schema("notifications.schema.json")
 _VALIDATOR = validator(NOTIFICATIONS_SCHEMA)
@@ -96,12 +96,27 @@ def validate_notifications(data, source="<notifications>"):
     return Notifications(records)
 
 
-def load_notifications(path):
-    """Read and check the pre-notification file at ``path`` (YAML or JSON); NotificationError names the file."""
+def _read(path):
+    """``(data, source)`` of the pre-notification file at ``path``; NotificationError names the file."""
     path = os.fspath(path)
     source = os.path.basename(path) or path
     try:
-        data = read_yaml(path)
+        return read_yaml(path), source
     except ReadError as exc:
         raise NotificationError(source, [("", str(exc))]) from None
+
+
+def load_notifications(path):
+    """Read and check the pre-notification file at ``path`` (YAML or JSON); NotificationError names the file."""
+    data, source = _read(path)
     return validate_notifications(data, source)
+
+
+def read_notifications(path):
+    """The data of the pre-notification file at ``path`` as written, once checked; NotificationError names the file.
+
+    Plain data (``notified_at`` kept as the file's text), which :func:`validate_notifications` takes again.
+    """
+    data, source = _read(path)
+    validate_notifications(data, source)
+    return data

@@ -1,7 +1,8 @@
 """The collection as an operator gets it: built by ansible-galaxy, installed from the tarball, documented.
 
-The tarball must carry everything the collection runs with and nothing of its development material,
-and once installed, ansible-doc must render every plugin in plugins/ from the installed copy.
+The tarball must carry everything the collection runs with and the operator's documentation (docs/, the manifest
+field reference and its example), and nothing of its development material; every file the documentation points
+at must be in it too. Once installed, ansible-doc must render every plugin in plugins/ from the installed copy.
 Plugins are found by walking plugins/, so a new plugin is covered the moment its file exists.
 Filter and test plugins are expected one per file, the file named after the plugin (or documented by a
 ``<name>.yml`` next to it), as ansible-doc looks them up by that name.
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
+import re
 import subprocess
 import sys
 import tarfile
@@ -25,10 +28,22 @@ GALAXY = yaml.safe_load((REPO / "galaxy.yml").read_text(encoding="utf-8"))
 FQCN = f"{GALAXY['namespace']}.{GALAXY['name']}"
 
 # Development material that must never be shipped.
-LEFT_OUT = ("tests", "tools", "demo", "manifests", "scripts", "bench", "molecule", ".config", ".ci", ".build", ".venv", ".git")
+LEFT_OUT = ("tests", "tools", "demo", "scripts", "bench", "molecule", ".config", ".ci", ".build", ".venv", ".git")
 
-# What the collection runs with: every file under these, in the checkout, must be in the tarball.
-SHIPPED_DIRS = ("plugins", "roles", "playbooks", "meta", "inventories", "bin")
+# What the collection runs with, and its documentation: every file under these, in the checkout, must be in the tarball.
+SHIPPED_DIRS = ("plugins", "roles", "playbooks", "meta", "inventories", "bin", "docs", "manifests")
+
+# The manifest field reference, which the plugins' documentation and the docs send operators to.
+MANIFEST_REFERENCE = "manifests/README.md"
+
+# The operator's documentation whose references to files must resolve in the tarball: every Markdown file under these.
+# (The top-level README is also the repository's guide for developers, and names their tooling.)
+DOC_DIRS = ("docs", "manifests")
+
+# A Markdown link's target, and a code span; fenced code blocks are left out (commands and examples, not references).
+MARKDOWN_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+CODE_SPAN = re.compile(r"`([^`\s]+)`")
+FENCED_BLOCK = re.compile(r"^```.*?^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 # plugins/ subdirectories that hold no plugin ansible-doc can show: shared code and documentation, and
 # action plugins, which are documented by the module of the same name.
@@ -137,6 +152,53 @@ def test_tarball_carries_what_the_collection_runs_with(tarball: Path, members: s
     assert info["license"] == GALAXY["license"]
 
 
+def test_tarball_carries_the_manifest_reference_and_the_docs(members: set[str]) -> None:
+    docs = {p for top in DOC_DIRS for p in _tracked_files(top) if p.endswith(".md")}
+    assert MANIFEST_REFERENCE in docs
+    assert any(p.startswith("docs/") for p in docs)
+    assert sorted(docs - members) == []
+
+
+def _file_references(doc: str, text: str) -> list[tuple[str, str]]:
+    """(reference, the path it names in the collection) of every file a Markdown document points at.
+
+    A link's relative target is resolved from the document's directory, as Markdown renderers do. A code span
+    naming a relative path whose first part is at the top of the repository (``plugins/...``, ``tools/...``) is
+    resolved from the collection's root, which is how the documentation names files in prose.
+    """
+    text = FENCED_BLOCK.sub("", text)
+    found = []
+    for match in MARKDOWN_LINK.finditer(text):
+        target = match.group(1).split("#", 1)[0]
+        if not target or re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE):
+            continue
+        found.append((match.group(0), posixpath.normpath(posixpath.join(posixpath.dirname(doc), target))))
+    for match in CODE_SPAN.finditer(text):
+        path = match.group(1).rstrip("/")
+        top = path.split("/", 1)[0]
+        if "/" in path and top not in ("", ".", "..", "~") and (REPO / top).exists():
+            found.append((match.group(0), posixpath.normpath(path)))
+    return found
+
+
+def test_every_file_the_docs_point_at_is_in_the_tarball(tarball: Path, members: set[str]) -> None:
+    docs = sorted(m for m in members if m.split("/")[0] in DOC_DIRS and m.endswith(".md"))
+    assert MANIFEST_REFERENCE in docs
+    missing = []
+    checked = 0
+    with tarfile.open(tarball) as archive:
+        by_name = {m.name.removeprefix("./"): m for m in archive.getmembers()}
+        for doc in docs:
+            member = archive.extractfile(by_name[doc])
+            assert member is not None
+            for reference, path in _file_references(doc, member.read().decode("utf-8")):
+                checked += 1
+                if path.startswith("..") or not (path in members or any(m.startswith(path + "/") for m in members)):
+                    missing.append(f"{doc}: {reference} -> {path}")
+    assert missing == []
+    assert checked, "the docs point at no file: the reference patterns no longer match how they name files"
+
+
 def test_installed_collection_is_found(installed: Path) -> None:
     target = installed / "ansible_collections" / GALAXY["namespace"] / GALAXY["name"]
     assert (target / "MANIFEST.json").is_file()
@@ -177,3 +239,21 @@ if PLUGINS:
         assert "ERROR" not in output
         # rendered from the installed copy, not from some other fleetpatch.rollout on the machine
         assert str(installed) in shown.stdout
+
+
+ROLES = sorted(path.name for path in (REPO / "roles").iterdir() if (path / "meta" / "argument_specs.yml").is_file())
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_documentation_lists_every_variable_of_its_argument_spec(installed: Path, role: str) -> None:
+    """ansible-doc -t role, from the installed copy, shows each entry point with every option of its spec (which
+    tests/unit/roles/test_argument_specs.py compares with what the role's tasks read)."""
+    shown = _run(VENV_BIN / "ansible-doc", "-t", "role", f"{FQCN}.{role}", "--json", cwd=installed, env=_ansible_env(installed))
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    (doc,) = json.loads(shown.stdout).values()
+    spec = yaml.safe_load((REPO / "roles" / role / "meta" / "argument_specs.yml").read_text(encoding="utf-8"))["argument_specs"]
+    assert sorted(doc["entry_points"]) == sorted(spec)
+    for entry, documented in spec.items():
+        shown_options = doc["entry_points"][entry].get("options") or {}
+        assert sorted(shown_options) == sorted(documented.get("options") or {}), entry
+        assert all(option.get("description") for option in shown_options.values()), entry

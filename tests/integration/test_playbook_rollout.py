@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fleetpatch_dev import manifests
 from fleetpatch_dev.fleet import HostSpec, demo_layout
@@ -124,7 +125,7 @@ def test_one_command_patches_the_fleet_canary_then_regions_keeping_quorum(fleet,
     assert set(versions(fleet, [s.name for s in layout]).values()) == {"7.0.28"}
     assert watch.samples > 20 and all(count <= 1 for count in watch.worst.values()), watch.worst
 
-    plan = once(run, "Plan the waves")["ansible_facts"]["fleetpatch_plan"]
+    plan = once(run, "Plan the waves")["ansible_facts"]["rollout_plan"]
     waves = {entry["host"]: wave["index"] for wave in plan["waves"] for entry in wave["hosts"]}
     assert plan["waves"][0]["name"] == "canary"
     fixed = [spec.name for spec in layout if spec.version == "7.0.28"]
@@ -135,7 +136,7 @@ def test_one_command_patches_the_fleet_canary_then_regions_keeping_quorum(fleet,
         assert all(waves[primary] > waves[name] for name in secondaries), (cluster, waves)
         assert len({waves[name] for name in secondaries}) == len(secondaries)  # never two members in one wave
 
-    rows = once(run, "Collect every host's outcome")["ansible_facts"]["fleetpatch_rollout_outcomes"]["hosts"]
+    rows = once(run, "Collect every host's outcome")["ansible_facts"]["rollout_outcomes"]["hosts"]
     assert {row["host"]: row["status"] for row in rows} == {s.name: ("unchanged" if s.name in fixed else "patched") for s in layout}
     summary = once(run, "Print the summary per region and per host")["msg"]
     assert summary[0].split()[:4] == ["REGION", "PATCHED", "UNCHANGED", "DEFERRED"]
@@ -148,7 +149,7 @@ def test_one_command_patches_the_fleet_canary_then_regions_keeping_quorum(fleet,
 
     again = ansible(ROLLOUT, inventory, extravars=rollout_vars(manifest, fleetpatch_policy=EMERGENCY), env=audit_env(tmp_path))
     assert again.returncode == 0, again.stdout[-4000:]
-    assert once(again, "Plan the waves")["ansible_facts"]["fleetpatch_plan"]["waves"] == []
+    assert once(again, "Plan the waves")["ansible_facts"]["rollout_plan"]["waves"] == []
     assert all(stats["changed"] == 0 for stats in again.stats.values())
 
 
@@ -162,7 +163,7 @@ def test_a_bad_release_fails_the_canary_which_is_rolled_back_and_nothing_else_ch
     assert versions(fleet, [s.name for s in layout]) == before
     stop = once(run, "Stop the rollout, the error budget is spent")["msg"]
     assert stop.startswith("wave canary: 1 failed against an error budget of 0 (")
-    failures = once(run, "Gate - count the wave's failures against the error budget")["ansible_facts"]["__fp_gate"]["failures"]
+    failures = once(run, "Gate - count the wave's failures against the error budget")["ansible_facts"]["__rollout_gate"]["failures"]
     assert [f["why"] for f in failures] == ["error_rate 100.0 > 0.0"]
     assert "Roll out wave by wave, with a gate after each" in run.stdout
     waves_started = [e for e in run.events if e["event"] == "runner_on_ok" and e["event_data"].get("task", "").startswith("Open the wave")]
@@ -180,8 +181,8 @@ def test_the_error_budget_trips_only_when_exceeded(fleet, ansible, tmp_path, bud
                   extravars=rollout_vars(manifest, fleetpatch_policy=policy, fleetpatch_error_budget=budget, fleetpatch_soak=0))
     assert (run.returncode != 0) is halted, run.stdout[-3000:]
     gate = once(run, "Gate - count the wave's failures against the error budget")["ansible_facts"]
-    assert [f["status"] for f in gate["__fp_gate"]["failures"]] == ["rolled_back"] * 3
-    assert gate["__fp_gate"]["halted"] is halted
+    assert [f["status"] for f in gate["__rollout_gate"]["failures"]] == ["rolled_back"] * 3, gate["__rollout_gate"]["failures"]
+    assert gate["__rollout_gate"]["halted"] is halted
     assert versions(fleet, ["b1", "b2", "b3"]) == {"b1": "7.0.27", "b2": "7.0.27", "b3": "7.0.27"}
 
 
@@ -260,7 +261,7 @@ def test_killed_mid_wave_a_rerun_patches_the_rest_and_judges_the_hosts_patched_b
     assert set(hosts_taken["data"]["reclaimed"]) == {spec.name for spec in layout} and hosts_taken["data"]["taken_over"] == []
     assert {previous["owner"] for previous in hosts_taken["data"]["previous"]} == {taken["data"]["previous"]["owner"]}
     assert set(versions(fleet, [spec.name for spec in layout]).values()) == {"7.0.28"}
-    plan = once(rerun, "Plan the waves")["ansible_facts"]["fleetpatch_plan"]
+    plan = once(rerun, "Plan the waves")["ansible_facts"]["rollout_plan"]
     entries = {entry["host"]: entry for wave in plan["waves"] for entry in wave["hosts"]}
     assert set(entries) == unfinished | unjudged
     assert {name for name, entry in entries.items() if entry["judge_only"]} == unjudged
@@ -277,7 +278,7 @@ def test_killed_mid_wave_a_rerun_patches_the_rest_and_judges_the_hosts_patched_b
     gates = audit_records(tmp_path, "gate")[-len(plan["waves"]):]
     assert [gate["data"]["decision"] for gate in gates] == ["proceed"] * len(plan["waves"])
     assert {host for host, stats in rerun.stats.items() if stats["changed"]} == unfinished | unjudged  # the judged mark
-    rows = once(rerun, "Collect every host's outcome")["ansible_facts"]["fleetpatch_rollout_outcomes"]["hosts"]
+    rows = once(rerun, "Collect every host's outcome")["ansible_facts"]["rollout_outcomes"]["hosts"]
     assert {row["host"]: row["status"] for row in rows} == {
         name: ("patched" if name in unfinished | unjudged else "unchanged") for name in fleet.names}
     for name in affected:
@@ -397,7 +398,7 @@ def window_fleet(fleet, windows):
 
 
 def statuses(run):
-    rows = once(run, "Collect every host's outcome")["ansible_facts"]["fleetpatch_rollout_outcomes"]["hosts"]
+    rows = once(run, "Collect every host's outcome")["ansible_facts"]["rollout_outcomes"]["hosts"]
     return {row["host"]: (row["status"], row["detail"]) for row in rows}
 
 
@@ -408,7 +409,7 @@ def test_a_routine_patch_patches_hosts_in_their_window_and_defers_the_rest_to_th
     assert run.returncode == 0, run.stdout[-6000:]
 
     assert versions(fleet, fleet.names) == {"open": "7.0.28", "closed": "7.0.26", "anytime": "7.0.28", "fixed": "7.0.28"}
-    plan = once(run, "Plan the waves")["ansible_facts"]["fleetpatch_plan"]
+    plan = once(run, "Plan the waves")["ansible_facts"]["rollout_plan"]
     assert [(d["host"], d["reason"], d["next_window"]) for d in plan["deferred"]] == [("closed", "outside_window", NEXT_SATURDAY)]
     assert {entry["host"]: entry["window_end"] for wave in plan["waves"] for entry in wave["hosts"]} == {
         "open": "2026-03-03T05:00:00Z", "anytime": None}
@@ -443,7 +444,7 @@ def test_an_urgent_patch_overrides_only_the_windows_of_customers_told_the_lead_t
     assert run.returncode == 0, run.stdout[-6000:]
 
     assert versions(fleet, fleet.names) == {"told": "7.0.28", "late": "7.0.26", "untold": "7.0.26", "fixed": "7.0.28"}
-    plan = once(run, "Plan the waves")["ansible_facts"]["fleetpatch_plan"]
+    plan = once(run, "Plan the waves")["ansible_facts"]["rollout_plan"]
     assert [entry["window"] for wave in plan["waves"] for entry in wave["hosts"]] == ["override"]
     assert {d["host"]: d["next_window"] for d in plan["deferred"]} == {"late": NEXT_SATURDAY, "untold": NEXT_SATURDAY}
     status = statuses(run)
@@ -484,7 +485,7 @@ def test_a_host_lost_during_its_wave_counts_as_unknown_and_spends_the_budget(fle
 
     assert run.returncode != 0
     gates = [r["ansible_facts"] for r in run.results("Gate - count the wave's failures against the error budget").values() if "ansible_facts" in r]
-    (halting,) = [facts["__fp_gate"] for facts in gates if facts["__fp_gate"]["halted"]]
+    (halting,) = [facts["__rollout_gate"] for facts in gates if facts["__rollout_gate"]["halted"]]
     assert [(f["host"], f["status"], f["why"]) for f in halting["failures"]] == [(lost, "unknown", "unreachable or failed during the wave")]
     assert {name: fleet.service_version(name) for name in (canary[0], survivor)} == {canary[0]: "7.0.28", survivor: "7.0.26"}
     assert statuses(run)[lost] == ("unknown", "unreachable or failed during the wave")
@@ -532,7 +533,7 @@ def test_a_host_unreachable_at_detection_stops_a_budget_0_rollout_before_anythin
     assert statuses(skipped)["down"][0] == "unknown" and statuses(skipped)["down"][1].endswith("left out (unreachable: skip)")
     assert audit_records(tmp_path, "plan")[-1]["data"]["plan"]["left_out"] == {"exclude_hosts": [], "unreachable": "skip"}
     # The halt, then the left-out run's gates after its waves: no gate before the first wave without failures at detection.
-    waves = once(left_out, "Plan the waves")["ansible_facts"]["fleetpatch_plan"]["waves"]
+    waves = once(left_out, "Plan the waves")["ansible_facts"]["rollout_plan"]["waves"]
     assert [g["data"]["gate"] for g in audit_records(tmp_path, "gate")] == ["before the first wave"] + [f"after {w['name']}" for w in waves]
 
 
@@ -559,7 +560,7 @@ def test_a_canary_lost_during_its_soak_is_unknown_on_its_applied_version_and_the
 
     assert run.returncode != 0
     other = ({"s1", "s2"} - {lost}).pop()
-    rows = {row["host"]: row for row in once(run, "Collect every host's outcome")["ansible_facts"]["fleetpatch_rollout_outcomes"]["hosts"]}
+    rows = {row["host"]: row for row in once(run, "Collect every host's outcome")["ansible_facts"]["rollout_outcomes"]["hosts"]}
     assert (rows[lost]["status"], rows[lost]["version"], rows[lost]["detail"]) == (
         "unknown", "7.0.28", "unreachable or failed during the wave; its apply to 7.0.28 had completed")
     assert (rows[other]["status"], rows[other]["version"]) == ("not started", "7.0.26")
@@ -590,7 +591,7 @@ def test_hosts_whose_apply_was_cut_off_are_completed_by_the_rollout(fleet, ansib
     run = ansible(ROLLOUT, fleet.write_inventory(), env=audit_env(tmp_path),
                   extravars=rollout_vars(manifest, fleetpatch_policy=EMERGENCY, fleetpatch_soak=0))
     assert run.returncode == 0, run.stdout[-6000:]
-    plan = once(run, "Plan the waves")["ansible_facts"]["fleetpatch_plan"]
+    plan = once(run, "Plan the waves")["ansible_facts"]["rollout_plan"]
     assert {entry["host"]: entry["version"] for wave in plan["waves"] for entry in wave["hosts"]} == dict.fromkeys(fleet.names, "7.0.26")
     applied = run.results("Apply the patch release (journaled, switched atomically, reloaded, confirmed)")
     assert {name: (applied[name].get("recovered") or {}).get("step") for name in fleet.names} == {
@@ -616,7 +617,7 @@ def test_no_host_starts_after_its_window_closed(fleet, ansible, tmp_path):
     run = ansible(ROLLOUT, inventory, env=audit_env(tmp_path), extravars=rollout_vars(manifest, fleetpatch_policy=policy, fleetpatch_soak=soak))
     assert run.returncode == 0, run.stdout[-6000:]
 
-    plan = once(run, "Plan the waves")["ansible_facts"]["fleetpatch_plan"]
+    plan = once(run, "Plan the waves")["ansible_facts"]["rollout_plan"]
     assert [[(e["host"], e["window_end"]) for e in wave["hosts"]] for wave in plan["waves"]] == [
         [("early", None)], [("late", cutoff.strftime("%Y-%m-%dT%H:%M:%SZ"))]]
     assert versions(fleet, fleet.names) == {"early": "7.0.28", "late": "7.0.26"}
@@ -671,7 +672,10 @@ def test_an_archive_the_hosts_would_refuse_stops_the_rollout_at_preflight(fleet,
             target.addfile(member, source.extractfile(member) if member.isfile() else None)
         target.addfile(link)
     manifest = manifests.write(tmp_path, hostile, urgency="emergency")
-    files = "find /srv/fpdemo /var/lib/fleetpatch /tmp /var/tmp /root/.ansible -printf '%p %y %s %T@\\n' 2>/dev/null | sort"
+    # (A host overlays the machine's /root: a controller's local temp there, ansible-local-*, is not the host's, and
+    # it changes the times of the directory that holds it; a directory's entries are listed, not its time.)
+    files = ("find /srv/fpdemo /var/lib/fleetpatch /tmp /var/tmp /root/.ansible -path '/root/.ansible/tmp/ansible-local-*' -prune "
+             "-o -type d -printf '%p d\\n' -o -printf '%p %y %s %T@\\n' 2>/dev/null | sort")
     before = fleet.ssh("spared", files).stdout
     run = ansible(ROLLOUT, fleet.write_inventory(), extravars=rollout_vars(manifest, fleetpatch_policy=EMERGENCY), env=audit_env(tmp_path))
     assert run.returncode != 0
@@ -682,3 +686,32 @@ def test_an_archive_the_hosts_would_refuse_stops_the_rollout_at_preflight(fleet,
     assert not any(event["event_data"].get("task") == "Detect what every host runs" for event in run.events)
     assert fleet.ssh("spared", files).stdout == before
     assert fleet.service_version("spared") == "7.0.26"
+
+
+def test_the_role_from_a_playbook_elsewhere_finds_a_manifest_relative_to_that_playbook(fleet, ansible, tmp_path):
+    """An operator's own playbook in its own directory runs the fleetpatch.rollout.rollout role with a manifest path
+    relative to that playbook (ansible-runner runs from another directory): the role finds it as Ansible finds files,
+    every task reads that one file, and the hosts are patched. A path found nowhere is named with every place searched."""
+    fleet.add([HostSpec(name="site-1", version="7.0.26"), HostSpec(name="site-2", version="7.0.27")])
+    site = tmp_path / "site"
+    (site / "patches").mkdir(parents=True)
+    manifests.write(site / "patches", fleet.artifact("7.0.28"), urgency="emergency")
+    playbook = site / "patch.yml"
+    playbook.write_text("- name: Patch our fleet\n  hosts: all\n  gather_facts: false\n  roles:\n    - role: fleetpatch.rollout.rollout\n")
+    # The policy (an emergency's decision) and the soak come from the inventory: the role's defaults never hide them.
+    inventory = site / "inventory.yml"
+    inventory.write_text(yaml.safe_dump(fleet.inventory(extra_vars={"fleetpatch_policy": EMERGENCY, "fleetpatch_soak": 0})), encoding="utf-8")
+    run = ansible(playbook, inventory, env=audit_env(tmp_path), extravars={
+        "fleetpatch_manifest": "patches/FP-2025-14847.yml", "fleetpatch_approved_by": "alice", "fleetpatch_implemented_by": "bob"})
+    assert run.returncode == 0, run.stdout[-3000:]
+    (plan,) = audit_records(tmp_path, "plan")
+    assert plan["data"]["plan"]["emergency"]["decided_by"] == "carol", plan["data"]["plan"]
+    record = once(run, "Read and check the patch's change record")["ansible_facts"]["__rollout_record"]
+    assert record["manifest_file"] == str(site / "patches" / "FP-2025-14847.yml")
+    assert versions(fleet, ["site-1", "site-2"]) == {"site-1": "7.0.28", "site-2": "7.0.28"}
+
+    missing = ansible(playbook, inventory, env=audit_env(tmp_path), extravars={
+        "fleetpatch_manifest": "patches/FP-0000-00000.yml", "fleetpatch_approved_by": "alice", "fleetpatch_implemented_by": "bob"})
+    assert missing.returncode != 0
+    message = once(missing, "Read and check the patch's change record")["msg"]
+    assert "cannot find 'patches/FP-0000-00000.yml'" in message and f"{site}/patches/FP-0000-00000.yml" in message, message

@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 from fleetpatch_dev import ansible_env, artifacts
 
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._manifest import (
-    SCHEMA, ManifestError, field_reference, health_args, load_manifest, module_args, parse_duration, task_args, validate_manifest,
+    MANIFEST_FILE_KEY, SCHEMA, ManifestError, field_reference, health_args, load_manifest, module_args, parse_duration, task_args, validate_manifest,
 )
 
 REPO = Path(__file__).resolve().parents[4]
@@ -536,3 +536,45 @@ def test_health_args_of_the_demo_manifest():
         "soak": 300, "interval": 5, "samples": 10, "consecutive_failures": 3,
         "thresholds": {"max_error_rate": 0, "max_p95_ms": 250, "baseline_p95_factor": 5, "peers_p95_factor": 5, "latency_floor_ms": 20},
     }
+
+
+def _property_names(schema):
+    """Every property name a JSON Schema declares, at any depth."""
+    names = set()
+    if isinstance(schema, dict):
+        names.update(schema.get("properties", {}))
+        for value in schema.values():
+            names |= _property_names(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            names |= _property_names(value)
+    return names
+
+
+def test_the_lookup_key_of_the_file_clashes_with_nothing_the_record_meets():
+    """The manifest lookup adds manifest_file to the record: no manifest field, nothing the planner's, the
+    pre-notification's or an audit record's formats name, and no key the audit callback keeps of a task result."""
+    from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _audit
+    from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._schema import load_schema
+
+    assert MANIFEST_FILE_KEY == "manifest_file"
+    schemas = [SCHEMA] + [load_schema(name) for name in ("plan.schema.json", "notifications.schema.json")]
+    assert all(MANIFEST_FILE_KEY not in _property_names(schema) for schema in schemas)
+    record = _audit.make_record("task", "run", {"actors": {}}, host="h")
+    assert MANIFEST_FILE_KEY not in set(record) | set(_audit.ACTOR_VARS) | set(_audit.CONTEXT_VARS)
+    with pytest.raises(ManifestError) as error:  # so no manifest file can carry it
+        validate_manifest({**demo_data(), MANIFEST_FILE_KEY: "/elsewhere.yml"}, source="m.yml")
+    assert MANIFEST_FILE_KEY in str(error.value)
+
+
+def test_a_record_with_its_file_still_plans_and_checks_its_artifact(tmp_path):
+    """What the manifest lookup returns goes where the filter's output goes: the planner and the artifact check."""
+    from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._artifact import manifest_artifact
+    from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._waves import plan_waves
+
+    built = artifacts.build("7.0.28", tmp_path)
+    record = validate_manifest(changed(demo_data(), {"artifact.path": str(built.path), "artifact.sha256": built.sha256}))
+    record[MANIFEST_FILE_KEY] = str(DEMO)
+    plan = plan_waves({"a": {"region": "r", "version": "7.0.26"}}, record, policy={"canary": {"count": 0}}, now="2026-03-03T01:30:00Z")
+    assert [[entry["host"] for entry in wave["hosts"]] for wave in plan["waves"]] == [["a"]]
+    assert manifest_artifact(record) == {"checked": True, "sha256": built.sha256, "size": built.path.stat().st_size, "signed_by": None}

@@ -9,7 +9,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._notifications import (
-    NOTIFICATIONS_SCHEMA, NotificationError, Notifications, load_notifications, validate_notifications,
+    NOTIFICATIONS_SCHEMA, NotificationError, Notifications, load_notifications, read_notifications, validate_notifications,
 )
 
 REPO = Path(__file__).resolve().parents[4]
@@ -87,6 +87,24 @@ def test_unquoted_timestamp_stays_text(tmp_path):
     record = "{customer: acme, patch_id: FP-2025-14847, notified_at: 2025-12-18T10:00:00Z, channel: email, by: jane}"
     path.write_text(f"notifications:\n  - {record}\n", encoding="utf-8")
     assert load_notifications(path).records[0]["notified_at"] == datetime.datetime(2025, 12, 18, 10, 0, tzinfo=UTC)
+    assert read_notifications(path) == {"notifications": [{**RECORD, "by": "jane"}]}
+
+
+def test_read_gives_the_data_as_written_which_checks_again_to_the_same_records():
+    """What the fleetpatch.rollout.notifications lookup returns, and wave_plan takes as its notifications."""
+    data = read_notifications(EXAMPLE)
+    assert [(record["customer"], record["notified_at"]) for record in data["notifications"]] == [
+        ("acme", "2025-12-18T10:00:00Z"), ("globex", "2025-12-18T21:00:00Z")]
+    assert validate_notifications(data).records == load_notifications(EXAMPLE).records
+
+
+def test_read_checks_the_data(tmp_path):
+    path = tmp_path / N
+    path.write_text("notifications:\n  - {customer: acme}\n", encoding="utf-8")
+    with pytest.raises(NotificationError) as error:
+        read_notifications(path)
+    assert str(error.value).splitlines() == [f"{N}: notifications[0].{field}: required field missing"
+                                             for field in ("by", "channel", "notified_at", "patch_id")]
 
 
 @pytest.mark.parametrize(
@@ -96,17 +114,19 @@ def test_unquoted_timestamp_stays_text(tmp_path):
         ("notifications: []\nnotifications: []\n", f"{N}: not valid YAML: line 2, column 1: duplicate key 'notifications'"),
     ],
 )
-def test_bad_files(tmp_path, text, message):
+@pytest.mark.parametrize("read", [load_notifications, read_notifications])
+def test_bad_files(tmp_path, text, message, read):
     path = tmp_path / N
     path.write_text(text, encoding="utf-8")
     with pytest.raises(NotificationError) as error:
-        load_notifications(path)
+        read(path)
     assert str(error.value) == message
 
 
-def test_missing_file(tmp_path):
+@pytest.mark.parametrize("read", [load_notifications, read_notifications])
+def test_missing_file(tmp_path, read):
     with pytest.raises(NotificationError) as error:
-        load_notifications(tmp_path / N)
+        read(tmp_path / N)
     assert str(error.value) == f"{N}: cannot read {tmp_path / N}: No such file or directory"
 
 
