@@ -40,13 +40,18 @@ class PlaybookRun:
     stdout: str
 
     def results(self, task_name: str) -> dict:
-        """Per host, the result (``res``) of the task with this name; unreachable and failed ones included."""
-        found = {}
+        """Per host, the result (``res``) of the task with this name, its last run's; unreachable and failed ones included."""
+        return {host: each[-1] for host, each in self.results_each(task_name).items()}
+
+    def results_each(self, task_name: str) -> dict:
+        """Per host, the results of every run of the task with this name, in order (a role included twice runs its
+        tasks twice); unreachable, failed and skipped ones included."""
+        found: dict[str, list] = {}
         for event in self.events:
             data = event.get("event_data", {})
             if event["event"] in RESULT_EVENTS and data.get("task") == task_name:
                 # ansible-runner's skipped events carry no result of their own
-                found[data["host"]] = data.get("res", {"skipped": True} if event["event"] == "runner_on_skipped" else None)
+                found.setdefault(data["host"], []).append(data.get("res", {"skipped": True} if event["event"] == "runner_on_skipped" else None))
         if not found:
             raise KeyError(f"no result of a task named {task_name!r} in this run")
         return found

@@ -28,7 +28,7 @@ GALAXY = yaml.safe_load((REPO / "galaxy.yml").read_text(encoding="utf-8"))
 FQCN = f"{GALAXY['namespace']}.{GALAXY['name']}"
 
 # Development material that must never be shipped.
-LEFT_OUT = ("tests", "tools", "demo", "scripts", "bench", "molecule", ".ci", ".build", ".venv", ".git")
+LEFT_OUT = ("tests", "tools", "demo", "scripts", "bench", "molecule", ".config", ".ci", ".build", ".venv", ".git")
 
 # What the collection runs with, and its documentation: every file under these, in the checkout, must be in the tarball.
 SHIPPED_DIRS = ("plugins", "roles", "playbooks", "meta", "inventories", "bin", "docs", "manifests")

@@ -1,10 +1,15 @@
-"""`molecule test` of the default scenario, and what it leaves behind on the machine: nothing.
+"""`molecule test --all`: every Molecule scenario passes, and leaves nothing behind on the machine.
 
-The scenario (molecule/default/) brings up three fleet hosts, runs the collection's detect playbook twice
-(converge, idempotence), verifies its answers against each host's demo service and destroys the fleet. This
-test runs it as an operator would and then looks for the scenario's namespaces, host processes and SSH
-masters. Other fleets may come and go on the same machine meanwhile (other test runs): they are told apart
-by the fleet registry under /run, never counted as leftovers.
+The scenarios (molecule/detect, molecule/guarded_apply, molecule/rollout; shared settings in
+.config/molecule/config.yml, the fleet's create, prepare and destroy playbooks in molecule/resources) each bring
+up their own fleet hosts, converge twice (converge, idempotence), verify and destroy the fleet. This test runs
+them as an operator would, with an ANSIBLE_HOME of its own (Molecule keeps each scenario's ephemeral directory,
+SSH control sockets included, under it), prints each scenario's time, and then looks for the scenarios' fleets,
+namespaces, host processes and SSH masters. Other fleets may come and go on the same machine meanwhile (other
+test runs): they are told apart by the fleet registry under /run, never counted as leftovers.
+
+It is marked ``molecule``: the default pytest run deselects it (pytest.ini) and scripts/test runs it as a stage
+of its own (``pytest -m molecule tests/integration/test_molecule.py``), so the scenarios run once per CI run.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +33,7 @@ from fleetpatch_dev.fleet import REGISTRY
 pytestmark = [
     pytest.mark.fleet,
     pytest.mark.slow,
+    pytest.mark.molecule,
     pytest.mark.skipif(os.geteuid() != 0, reason="the test fleet needs root"),
 ]
 
@@ -56,11 +63,11 @@ def registered_workdirs() -> set[Path]:
     return {Path(record.get("workdir", "")) for record in registry()}
 
 
-def registered_netns(except_workdir: Path) -> set[str]:
-    """The namespaces of every registered fleet except the one in ``except_workdir``."""
+def registered_netns(except_workdirs: list[Path]) -> set[str]:
+    """The namespaces of every registered fleet except those in ``except_workdirs``."""
     names = set()
     for record in registry():
-        if Path(record.get("workdir", "")) != except_workdir:
+        if Path(record.get("workdir", "")) not in except_workdirs:
             names.update(host["netns"] for host in record.get("hosts", {}).values())
     return names
 
@@ -91,58 +98,98 @@ def named_netns_inodes() -> set[str]:
     return inodes
 
 
+SCENARIOS = sorted(path.parent.name for path in (REPO / "molecule").glob("*/molecule.yml"))
+STEPS = ("dependency", "destroy", "syntax", "create", "converge", "idempotence", "verify")
+EXECUTED = re.compile(r"\[(?P<scenario>[\w-]+) > (?P<step>\w+)\] Executed: (?P<outcome>.*)$")
+
+
 @pytest.fixture
-def ephemeral():
-    """Molecule's ephemeral directory for this run: short, for the SSH control sockets in it (108 bytes)."""
+def ansible_home():
+    """ANSIBLE_HOME for this run, where Molecule puts every scenario's ephemeral directory: short, for the SSH
+    control sockets in it (108 bytes)."""
     path = Path(tempfile.mkdtemp(prefix="fpmol-", dir="/tmp"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
 
-def test_molecule_default_scenario_passes_and_leaves_nothing_behind(ephemeral):
+def fleet_dir(ephemeral: Path) -> Path:
+    """The fleet directory of a scenario, named as molecule/resources/vars/fleet.yml names it."""
+    return Path(f"/tmp/fleetpatch-molecule-{hashlib.sha1(str(ephemeral).encode()).hexdigest()[:12]}")  # noqa: S324
+
+
+def run_molecule(env: dict) -> tuple[int, str, dict]:
+    """Run `molecule test --all`; return its exit code, its output and, per scenario, when each step ended
+    (seconds from the start)."""
+    started = time.monotonic()
+    ended: dict[str, dict[str, float]] = {}
+    lines = []
+    with subprocess.Popen(
+        [str(VENV_BIN / "molecule"), "test", "--all"],
+        cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    ) as molecule:
+        for line in molecule.stdout:
+            lines.append(line)
+            found = EXECUTED.search(line.rstrip())
+            if found:
+                ended.setdefault(found["scenario"], {})[found["step"]] = time.monotonic() - started
+        code = molecule.wait(timeout=60)
+    return code, "".join(lines), ended
+
+
+def test_molecule_test_all_passes_and_leaves_nothing_behind(ansible_home):
+    assert SCENARIOS == ["detect", "guarded_apply", "rollout"]
     ansible_env.collections_dir()
-    # As molecule/default/create.yml and destroy.yml name the fleet's directory.
-    fleet_dir = Path(f"/tmp/fleetpatch-molecule-{hashlib.sha1(str(ephemeral).encode()).hexdigest()[:12]}")  # noqa: S324
     env = {
         **os.environ,
         "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         "PYTHONPATH": str(REPO / "tools"),
-        # The scenario's own state, apart from any manual run in this checkout.
-        "MOLECULE_EPHEMERAL_DIRECTORY": str(ephemeral),
+        # Every scenario's own state (its ephemeral directory), apart from any manual run in this checkout.
+        "ANSIBLE_HOME": str(ansible_home),
         "NO_COLOR": "1",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
         "PY_COLORS": "0",
     }
+    env.pop("MOLECULE_EPHEMERAL_DIRECTORY", None)
     netns_before = netns_names()
     pids_before = set(processes())
 
-    started = time.monotonic()
-    result = subprocess.run(
-        [str(VENV_BIN / "molecule"), "test", "-s", "default"],
-        cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, timeout=600, check=False,
-    )
-    elapsed = time.monotonic() - started
-    print(f"molecule test -s default: exit {result.returncode} in {elapsed:.1f} s")
-    assert result.returncode == 0, result.stdout[-8000:]
-    for step in ("converge", "idempotence", "verify", "destroy"):
-        assert f"{step}: Executed: Successful" in result.stdout, result.stdout[-8000:]
+    code, output, ended = run_molecule(env)
+    begun = 0.0
+    for scenario in sorted(ended, key=lambda name: max(ended[name].values())):
+        steps = ended[scenario]
+        finished = max(steps.values())
+        print(f"molecule scenario {scenario}: {finished - begun:.1f} s "
+              f"(converge {steps.get('converge', 0) - steps.get('create', 0):.1f} s, "
+              f"idempotence {steps.get('idempotence', 0) - steps.get('converge', 0):.1f} s, "
+              f"verify {steps.get('verify', 0) - steps.get('idempotence', 0):.1f} s)")
+        begun = finished
+    assert code == 0, output[-8000:]
+    for scenario in SCENARIOS:
+        for step in STEPS:
+            assert f"{scenario} > {step}: Executed: Successful" in output, (scenario, step, output[-8000:])
 
-    # The fleet is gone: its directory, its registry record, its namespaces.
-    assert not fleet_dir.exists()
-    assert fleet_dir not in registered_workdirs()
-    new_netns = netns_names() - netns_before - registered_netns(except_workdir=fleet_dir)
+    # Each scenario's fleet is gone: its directory, its registry record. Found by the scenarios' ephemeral
+    # directories, which Molecule made under this run's ANSIBLE_HOME.
+    ephemerals = sorted(ansible_home.glob("tmp/molecule.*.*"))
+    assert sorted(path.name.rsplit(".", 1)[1] for path in ephemerals) == SCENARIOS
+    fleets = [fleet_dir(path) for path in ephemerals]
+    for workdir in fleets:
+        assert not workdir.exists(), f"fleet directory left behind: {workdir}"
+        assert workdir not in registered_workdirs(), f"fleet still registered: {workdir}"
+    new_netns = netns_names() - netns_before - registered_netns(except_workdirs=fleets)
     assert not new_netns, f"namespaces left behind: {sorted(new_netns)}"
 
-    # No process of it survives: no host init (its command line names the fleet directory), no SSH master
-    # (its command line names the scenario's control directory), nothing in a namespace no longer named.
+    # No process of them survives: no host init (its command line names its fleet directory), no SSH master
+    # (its command line names a scenario's control directory, under ANSIBLE_HOME), nothing in a namespace no
+    # longer named.
     own_netns = os.readlink("/proc/self/ns/net")
     named = named_netns_inodes()
     leftovers = {
         pid: cmdline
         for pid, (cmdline, netns) in processes().items()
         if pid not in pids_before
-        and (str(fleet_dir) in cmdline or str(ephemeral) in cmdline or (netns != own_netns and netns not in named))
+        and (any(str(workdir) in cmdline for workdir in fleets) or str(ansible_home) in cmdline
+             or (netns != own_netns and netns not in named))
     }
     assert not leftovers, f"processes left behind: {leftovers}"

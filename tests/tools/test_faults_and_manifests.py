@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +63,30 @@ def test_the_service_log_is_read_on_from_where_it_stood(tmp_path, log_file):
     with pytest.raises(TimeoutError) as caught:
         log.wait_for(r'"GET /health ', timeout=0.1)
     assert str(caught.value) == f"""h: 0 of 1 lines matching '"GET /health ' in {log_file} within 0.1 s"""
+
+
+def run_manifests_cli(*args):
+    repo = Path(__file__).resolve().parents[2]
+    return subprocess.run([sys.executable, "-m", "fleetpatch_dev.manifests", *args], capture_output=True, text=True, check=False,
+                          env={**os.environ, "PYTHONPATH": str(repo / "tools")})
+
+
+def test_the_command_line_writes_a_test_manifest(tmp_path):
+    """What Molecule's scenarios converge: the demo record for a built artifact, with the test limits and changes."""
+    artifact = tmp_path / "fpdemo-7.0.28.tar.gz"
+    artifact.write_bytes(b"a release")
+    written = run_manifests_cli("write", "--out", str(tmp_path / "m"), "--artifact", str(artifact), "--set", "urgency=emergency",
+                                "--set", "monitoring.consecutive_failures=2")
+    assert written.returncode == 0, written.stderr
+    path = Path(written.stdout.strip())
+    assert path == tmp_path / "m" / "FP-2025-14847.yml"
+    record = load_manifest(path)
+    assert (record["fixed_version"], record["urgency"], record["artifact"]["path"]) == ("7.0.28", "emergency", str(artifact))
+    assert record["artifact"]["sha256"] == hashlib.sha256(b"a release").hexdigest()
+    assert health_args(record)["consecutive_failures"] == 2 and health_args(record)["thresholds"] == manifests.TEST_MONITORING["thresholds"]
+
+    missing = run_manifests_cli("write", "--out", str(tmp_path / "n"), "--artifact", str(tmp_path / "none.tar.gz"))
+    assert missing.returncode == 2 and f"--artifact: no such file: {tmp_path / 'none.tar.gz'}" in missing.stderr
+    malformed = run_manifests_cli("write", "--out", str(tmp_path / "n"), "--artifact", str(artifact), "--set", "urgency")
+    assert malformed.returncode == 2 and "--set: expected KEY=VALUE, got 'urgency'" in malformed.stderr
+    assert not (tmp_path / "n").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -10,8 +12,9 @@ from pathlib import Path
 
 import pytest
 import testinfra
+import yaml
 
-from fleetpatch_dev.fleet import Fleet, FleetError, HostSpec, demo_layout
+from fleetpatch_dev.fleet import Fleet, FleetError, HostSpec, _cli_layout, demo_layout
 
 pytestmark = pytest.mark.fleet
 
@@ -105,6 +108,49 @@ def test_demo_layout_rejects_impossible_sizes(count, regions, message):
     with pytest.raises(FleetError) as error:
         demo_layout(count, regions)
     assert str(error.value) == message
+
+
+@pytest.mark.parametrize(
+    ("clusters", "cluster_size", "message"),
+    [
+        (-1, 3, "clusters must be between 0 and the regions (2), got -1"),
+        (3, 3, "clusters must be between 0 and the regions (2), got 3"),
+        (1, 0, "cluster_size must be 1 or more, got 0"),
+    ],
+)
+def test_demo_layout_rejects_impossible_clusters(clusters, cluster_size, message):
+    with pytest.raises(FleetError) as error:
+        demo_layout(6, 2, clusters=clusters, cluster_size=cluster_size)
+    assert str(error.value) == message
+
+
+def run_fleet_cli(*args: str) -> subprocess.CompletedProcess:
+    repo = Path(__file__).resolve().parents[2]
+    return subprocess.run([sys.executable, "-m", "fleetpatch_dev.fleet", *args], capture_output=True, text=True, check=False,
+                          env={**os.environ, "PYTHONPATH": str(repo / "tools")})
+
+
+def test_the_command_line_shapes_the_layout():
+    """What Molecule's rollout scenario brings up: six hosts, one 3-member cluster, no windows, the demo's versions."""
+    printed = run_fleet_cli("layout", "--hosts", "6", "--regions", "2", "--clusters", "1", "--no-windows")
+    assert printed.returncode == 0, printed.stderr
+    hosts = yaml.safe_load(printed.stdout)["all"]["hosts"]
+    assert list(hosts) == ["euw-01", "use-01", "euw-02", "use-02", "euw-03", "use-03"]
+    assert {name: (h.get("cluster"), h.get("cluster_role")) for name, h in hosts.items() if "cluster" in h} == {
+        "euw-01": ("eu-west-db", "primary"), "euw-02": ("eu-west-db", "secondary"), "euw-03": ("eu-west-db", "secondary")}
+    assert all(h["maintenance_window"] is None for h in hosts.values())
+    assert [spec.version for spec in demo_layout(6, 2, clusters=1)] == ["7.0.26", "7.0.26", "7.0.26", "7.0.27", "7.0.26", "7.0.28"]
+
+
+def test_the_command_line_starts_every_host_on_one_version():
+    """``up --version`` seeds every host with that release (Molecule's guarded_apply scenario: all three affected);
+    only the catalogue's releases are accepted."""
+    options = argparse.Namespace(hosts=3, regions=3, clusters=2, cluster_size=3, version="7.0.27", no_windows=False)
+    assert _cli_layout(options) == [dataclasses.replace(spec, version="7.0.27") for spec in demo_layout(3)]
+    refused = run_fleet_cli("layout", "--version", "9.9.9")
+    assert refused.returncode == 2 and "argument --version: invalid choice: '9.9.9'" in refused.stderr
+    impossible = run_fleet_cli("layout", "--clusters", "4")
+    assert (impossible.returncode, impossible.stderr) == (1, "fleet: clusters must be between 0 and the regions (3), got 4\n")
 
 
 def test_demo_layout_spreads_regions_clusters_and_versions():

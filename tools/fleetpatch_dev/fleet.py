@@ -99,6 +99,10 @@ def demo_layout(count: int = 12, regions: int = 3, clusters: int = 2, cluster_si
         raise FleetError(f"count must be between 1 and {MAX_HOSTS}, got {count}")
     if not 1 <= regions <= len(REGIONS):
         raise FleetError(f"regions must be between 1 and {len(REGIONS)}, got {regions}")
+    if not 0 <= clusters <= regions:
+        raise FleetError(f"clusters must be between 0 and the regions ({regions}), got {clusters}")
+    if cluster_size < 1:
+        raise FleetError(f"cluster_size must be 1 or more, got {cluster_size}")
     names = list(REGIONS)[:regions]
     members: dict[str, int] = {}
     specs = []
@@ -590,18 +594,42 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 """
 
 
+def _layout_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``up`` and ``layout`` that shape the demo layout."""
+    parser.add_argument("--hosts", type=int, default=12)
+    parser.add_argument("--regions", type=int, default=3)
+    parser.add_argument("--clusters", type=int, default=2, help="regions that hold a database cluster, the first ones (default 2)")
+    parser.add_argument("--cluster-size", type=int, default=3, help="members of each cluster, one of them the primary (default 3)")
+    parser.add_argument("--version", choices=sorted(artifacts.load_catalogue()), help="the fpdemo release every host starts on (default: the demo's mix)")
+    parser.add_argument("--no-windows", action="store_true", help="no maintenance windows: every host may be patched at any time")
+
+
+def _cli_layout(args: argparse.Namespace) -> list[HostSpec]:
+    """The hosts ``up`` brings up and ``layout`` prints: the demo layout, shaped by the command line's options."""
+    specs = demo_layout(args.hosts, args.regions, clusters=args.clusters, cluster_size=args.cluster_size)
+    for spec in specs:
+        if args.version:
+            spec.version = args.version
+        if args.no_windows:
+            spec.maintenance_window = None
+    return specs
+
+
+def _default_layout(args: argparse.Namespace) -> bool:
+    """Whether the options give the demo's own layout (inventories/demo/hosts.yml)."""
+    return (args.hosts, args.regions, args.clusters, args.cluster_size, args.version, args.no_windows) == (12, 3, 2, 3, None, False)
+
+
 def _cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fleetpatch_dev.fleet", description="Real SSH test hosts on this machine.")
     parser.add_argument("--dir", default=os.environ.get("FLEETPATCH_FLEET_DIR", "/tmp/fleetpatch-fleet"), help="the fleet's directory")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="create a fleet of demo hosts and write its inventory")
-    up.add_argument("--hosts", type=int, default=12)
-    up.add_argument("--regions", type=int, default=3)
+    _layout_arguments(up)
     up.add_argument("--inventory", help="where to write the inventory (default DIR/inventory.yml)")
     up.add_argument("--owner-pid", type=int, help="gc may remove the fleet once this process is gone")
     layout = sub.add_parser("layout", help="print the demo layout's inventory (host variables, no connection)")
-    layout.add_argument("--hosts", type=int, default=12)
-    layout.add_argument("--regions", type=int, default=3)
+    _layout_arguments(layout)
     sub.add_parser("down", help="destroy the fleet")
     sub.add_parser("status", help="one line per host: name, address, running, service version")
     for verb in ("stop", "start", "kill-service", "partition", "heal"):
@@ -610,16 +638,18 @@ def _cli(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "layout":
-        print(LAYOUT_HEADER + yaml.safe_dump(layout_inventory(demo_layout(args.hosts, args.regions)), sort_keys=False), end="")
+        header = LAYOUT_HEADER if _default_layout(args) else "---\n"
+        print(header + yaml.safe_dump(layout_inventory(_cli_layout(args)), sort_keys=False), end="")
         return 0
     if args.command == "gc":
         for workdir in Fleet.gc():
             print(f"removed {workdir}")
         return 0
     if args.command == "up":
+        specs = _cli_layout(args)
         fleet = Fleet.create(args.dir, owner_pid=args.owner_pid)
         try:
-            fleet.add(demo_layout(args.hosts, args.regions))
+            fleet.add(specs)
         except BaseException:
             fleet.destroy()
             raise

@@ -12,12 +12,18 @@ the wrong reason. The bad releases are far from the test limits: 7.0.29's error 
 300 ms to every request, so its median is over 300 ms, while a busy moment delays some requests, not the
 median. Rounds are 1 s apart (the record says 5 s), so that the consecutive breaching rounds that fail a host
 take seconds in a test.
+
+Command line (``PYTHONPATH=tools``), for Molecule scenarios and shells; prints the written manifest's path::
+
+    python -m fleetpatch_dev.manifests write --out DIR --artifact ARTIFACT [--version V] [--name FILE] [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import hashlib
+import sys
 from pathlib import Path
 
 import yaml
@@ -65,3 +71,30 @@ def write(directory: Path | str, artifact: Path | str, *, version: str = "7.0.28
     path = directory / name
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
+
+
+def _cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fleetpatch_dev.manifests", description="Write test change records of the demo patch.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    write_cmd = sub.add_parser("write", help="the demo manifest for a built artifact, judged by the test limits; prints its path")
+    write_cmd.add_argument("--out", required=True, type=Path, help="the directory to write it into")
+    write_cmd.add_argument("--artifact", required=True, type=Path, help="the built release (fpdemo-<version>.tar.gz)")
+    write_cmd.add_argument("--version", default="7.0.28", help="the release the artifact holds: the manifest's fixed_version (default 7.0.28)")
+    write_cmd.add_argument("--name", default="FP-2025-14847.yml", help="the file's name (default FP-2025-14847.yml)")
+    write_cmd.add_argument("--set", action="append", default=[], dest="changes", metavar="KEY=VALUE",
+                           help="change a field (a dotted key, a YAML value; repeatable), e.g. urgency=emergency")
+    args = parser.parse_args(argv)
+    changes = {}
+    for change in args.changes:
+        key, sep, value = change.partition("=")
+        if not sep or not key:
+            parser.error(f"--set: expected KEY=VALUE, got {change!r}")
+        changes[key] = yaml.safe_load(value)
+    if not args.artifact.is_file():
+        parser.error(f"--artifact: no such file: {args.artifact}")
+    print(write(args.out, args.artifact, version=args.version, name=args.name, **changes))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_cli())

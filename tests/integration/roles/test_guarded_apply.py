@@ -1,5 +1,6 @@
 """The guarded_apply role on real hosts: a good patch passes its health, a noisy moment does not roll it back, a
 bad one is rolled back by itself, and a host is called failed only when its health after the rollback breaks twice.
+Included twice for one host in one play, each run applies, judges and reports its own outcome.
 
 The manifests are the test ones (fleetpatch_dev.manifests: rounds 1 s apart, limits that judge the patch and not
 this machine's load) with the default of 3 breaching rounds in a row; the faults come from fleetpatch_dev.faults,
@@ -152,3 +153,98 @@ def test_a_breach_after_the_rollback_is_checked_again_before_the_host_is_called_
         "still unhealthy after the rollback, checked 2 times: error_rate 100.0 > 0.0")
     for name in ("outage", "dead"):
         assert [r["from"] for r in state(fleet, name)["rollbacks"]] == ["7.0.29"]
+
+
+JUDGE = "Judge the patched service's health over the soak, and record on the host that its apply was judged healthy"
+
+
+def after_the_soak_began(fleet, name, version, fault):
+    """Run ``fault`` once ``name`` serves ``version``, its apply confirmed it and the soak's first probe ran."""
+    log = faults.ServiceLog(fleet, name)
+    log.wait_for(rf"fpdemo {version} \(abi 1\) serving")
+    log.wait_for(r'"GET /version ')
+    log.wait_for(r'"GET /health ')
+    fault()
+
+
+def test_included_twice_for_one_host_each_run_applies_judges_and_reports_its_own_outcome(fleet, ansible, tmp_path):
+    """One play includes the role twice for each host, with two change records, never failing the host.
+
+    ``forward`` is patched to 7.0.28, then gets the bad 7.0.29 and is rolled back to 7.0.28. ``stuck`` gets the
+    bad 7.0.29 and is rolled back, then the slow 7.0.30, whose rollback fails: the release to return to was
+    removed during the soak, so no health check follows it, and none of the first run's may be reported.
+    ``lost`` gets 7.0.29 and is rolled back, then 7.0.28, and is powered off during the soak: its second run has
+    no outcome, only its apply."""
+    fleet.add([HostSpec(name="forward", version="7.0.27"), HostSpec(name="stuck", version="7.0.27"), HostSpec(name="lost", version="7.0.27")])
+    fixed = manifests.write(tmp_path, fleet.artifact("7.0.28"), version="7.0.28")
+    failing = manifests.write(tmp_path, fleet.artifact("7.0.29"), version="7.0.29", name="FP-2025-14929.yml", id="FP-2025-14929",
+                              affected=">=7.0.0,<7.0.29")
+    slow = manifests.write(tmp_path, fleet.artifact("7.0.30"), version="7.0.30", name="FP-2025-14930.yml", id="FP-2025-14930")
+    runs = {
+        "forward": [{"manifest": str(fixed), "soak": 0}, {"manifest": str(failing), "soak": 0}],
+        "stuck": [{"manifest": str(failing), "soak": 0}, {"manifest": str(slow), "soak": 0}],
+        "lost": [{"manifest": str(failing), "soak": 0}, {"manifest": str(fixed), "soak": 3}],
+    }
+    applied = {"forward": ["7.0.28", "7.0.29"], "stuck": ["7.0.29", "7.0.30"], "lost": ["7.0.29", "7.0.28"]}
+    remove_old_release = ["rm", "-rf", "/srv/fpdemo/releases/7.0.27"]
+    with ThreadPoolExecutor(2) as pool:
+        faulted = [
+            pool.submit(after_the_soak_began, fleet, "stuck", "7.0.30", lambda: fleet.exec("stuck", remove_old_release)),
+            pool.submit(after_the_soak_began, fleet, "lost", "7.0.28", lambda: fleet.stop("lost")),
+        ]
+        run = ansible("guarded_apply_twice.yml", fleet.write_inventory(), extravars={"fp_runs": runs})
+        for future in faulted:
+            future.result(timeout=60)
+    assert run.returncode == 4, run.stdout  # lost is unreachable; no host is failed
+    assert {name: (run.stats[name]["failures"], run.stats[name]["unreachable"]) for name in runs} == {
+        "forward": (0, 0), "stuck": (0, 0), "lost": (0, 1)}
+
+    first = {name: result["guarded_apply_result"] for name, result in run.results("Show the first run's outcome").items()}
+    second = {name: result["guarded_apply_result"] for name, result in run.results("Show the second run's outcome").items()}
+    baselines = run.results_each("Measure the service's health before the patch (the baseline)")
+    applies = run.results_each("Apply the patch release (journaled, switched atomically, reloaded, confirmed)")
+    verdicts = run.results_each(JUDGE)
+    assert set(second) == {"forward", "stuck"}
+
+    # Every run measured its baseline, applied its own patch and judged it; each outcome holds its own verdict.
+    for name in runs:
+        assert len(baselines[name]) == 2 and all("metrics" in baseline for baseline in baselines[name]), baselines[name]
+        assert [(apply["changed"], apply["version"]) for apply in applies[name]] == [(True, version) for version in applied[name]], applies[name]
+    for name, outcomes in (("forward", [first, second]), ("stuck", [first, second]), ("lost", [first])):
+        assert len(verdicts[name]) == 2 and not any(verdict.get("skipped") for verdict in verdicts[name]), verdicts[name]
+        for outcome, verdict in zip((o[name] for o in outcomes), verdicts[name]):
+            assert (outcome["metrics"], outcome["failures"]) == (verdict["metrics"], verdict["failures"])
+
+    # forward: patched and judged healthy, then the bad 7.0.29 rolled back to 7.0.28 and checked
+    assert (first["forward"]["status"], first["forward"]["version"], first["forward"]["previous"]) == ("patched", "7.0.28", "7.0.27"), first["forward"]
+    assert verdicts["forward"][0]["healthy"] is True and first["forward"]["rolled_back"] is False
+    back = second["forward"]
+    assert (back["status"], back["version"], back["previous"], back["rolled_back"]) == ("rolled_back", "7.0.28", "7.0.28", True)
+    assert verdicts["forward"][1]["healthy"] is False and "error_rate 100.0 > 0.0" in {f["why"] for f in back["failures"]}, back
+    assert back["health_after_rollback"] is True and back["checks_after_rollback"] in (1, 2)  # 2: a busy moment breached the first
+    assert fleet.service_version("forward") == "7.0.28"
+    recorded = state(fleet, "forward")
+    assert [(a["patch"], a["from"], a["version"]) for a in recorded["applied"]] == [
+        ("FP-2025-14847", "7.0.27", "7.0.28"), ("FP-2025-14929", "7.0.28", "7.0.29")]
+    assert [(r["patch"], r["from"], r["to"]) for r in recorded["rollbacks"]] == [("FP-2025-14929", "7.0.29", "7.0.28")]
+
+    # stuck: rolled back and checked; then 7.0.30 is too slow, and its rollback fails: failed, with no check after a
+    # rollback, nor the first run's
+    assert (first["stuck"]["status"], first["stuck"]["health_after_rollback"]) == ("rolled_back", True)
+    assert first["stuck"]["checks_after_rollback"] in (1, 2)
+    stuck = second["stuck"]
+    assert stuck["status"] == "failed" and stuck["rolled_back"] is False, stuck
+    assert stuck["error"].startswith("rollback target fpdemo 7.0.27 is not installed completely"), stuck["error"]
+    assert {f["threshold"] for f in stuck["failures"]} >= {"max_p50_ms"}
+    assert (stuck["health_after_rollback"], stuck["checks_after_rollback"], stuck["failures_after_rollback"], stuck["first_failures_after_rollback"]) == (
+        None, 0, [], [])
+    assert fleet.service_version("stuck") == "7.0.30"
+
+    # lost: rolled back in the first run; powered off in the second run's soak: the controller knows its apply
+    # (7.0.28), and no outcome, not the first run's
+    assert first["lost"]["status"] == "rolled_back"
+    assert verdicts["lost"][1].get("unreachable") is True, verdicts["lost"][1]
+    known = {item["item"]: item["msg"] for item in run.results("Show each host's outcome and apply")["localhost"]["results"]}
+    assert known["lost"]["result"] is None, known["lost"]
+    assert (known["lost"]["applied"]["changed"], known["lost"]["applied"]["version"]) == (True, "7.0.28")
+    assert known["forward"]["result"] == second["forward"] and known["stuck"]["result"] == second["stuck"]
