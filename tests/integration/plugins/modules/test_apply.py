@@ -51,8 +51,12 @@ def host_files(fleet, name: str) -> str:
 
 
 def host_files_and_tmp(fleet, name: str) -> str:
-    """host_files, plus every file under the host's temporary directories and Ansible's remote tmp (name, type, size, mtime)."""
-    command = "find /tmp /var/tmp /root/.ansible -printf '%p %y %s %T@\\n' 2>/dev/null | sort"
+    """host_files, plus every file under the host's temporary directories and Ansible's remote tmp (name, type, size, mtime).
+
+    A host overlays the machine's /root: a controller's local temp there (ansible-local-*) is not the host's, and it
+    changes the times of the directory that holds it, so directories are listed by name only."""
+    command = ("find /tmp /var/tmp /root/.ansible -path '/root/.ansible/tmp/ansible-local-*' -prune "
+               "-o -type d -printf '%p d\\n' -o -printf '%p %y %s %T@\\n' 2>/dev/null | sort")
     return host_files(fleet, name) + fleet.ssh(name, command).stdout
 
 
