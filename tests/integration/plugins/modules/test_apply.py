@@ -24,6 +24,8 @@ pytestmark = pytest.mark.fleet
 
 REPO = Path(__file__).resolve().parents[4]
 STEPS = ("journaled", "unpacked", "switched", "activated", "confirmed")
+# What the detect playbook (the fleetpatch.rollout.detect role) is told to look for, without a manifest.
+DETECT = {"fleetpatch_component": "fpdemo", "fleetpatch_install_dir": "/srv/fpdemo"}
 
 
 def sha256(fleet, version: str) -> str:
@@ -248,7 +250,7 @@ def test_killed_at_every_step_the_host_stays_whole_and_a_rerun_finishes(fleet, a
         assert journal["op"] == "apply" and journal["step"] == step and journal["from"] == "7.0.26", step
         assert fleet.service_version(name) in ("7.0.26", "7.0.28")
 
-    detected = ansible("fleetpatch.rollout.detect", fleet.write_inventory())
+    detected = ansible("fleetpatch.rollout.detect", fleet.write_inventory(), extravars=DETECT)
     assert {host: result["interrupted"]["step"] for host, result in detected.results("Detect the installed version").items()} == {
         f"crash-{step}": step for step in STEPS
     }
@@ -471,7 +473,7 @@ def test_a_damaged_state_file_is_reported_kept_or_moved_aside_and_refusals_leave
     assert f"{STATE_FILE} f" in before["damaged"] and "/var/lib/fleetpatch" not in before["downgrade"]
 
     # detect still answers the version, and says why the state is unknown
-    detected = ansible("fleetpatch.rollout.detect", path)
+    detected = ansible("fleetpatch.rollout.detect", path, extravars=DETECT)
     assert detected.returncode == 0, detected.stdout
     results = detected.results("Detect the installed version")
     assert {name: (result["version"], result["state_error"]) for name, result in results.items()} == {
