@@ -113,7 +113,9 @@ def wait_for_modules_to_end(fleet, names, timeout=60.0):
 
 
 def test_one_command_patches_the_fleet_canary_then_regions_keeping_quorum(fleet, ansible, tmp_path):
-    layout = demo_layout(12)
+    # Two regions, a 3-member cluster (the secondaries one at a time, then the primary), a host already fixed: 5 waves.
+    # The 12-host, 3-region, 2-cluster demo layout is rolled out in CI by tests/tools/test_demo.py.
+    layout = demo_layout(6, regions=2, clusters=1)
     fleet.add(layout)
     inventory = fleet.write_inventory()
     # A restart patch: each member really goes down for a moment, so the quorum watch has something to see.
@@ -210,7 +212,7 @@ def test_killed_mid_wave_a_rerun_patches_the_rest_and_judges_the_hosts_patched_b
     not started, and the hosts it patched were never soaked nor gated. The re-run continues: it patches the hosts
     the first run did not finish, and soaks and gates the ones it patched but never judged before it counts them
     as patched; the hosts judged healthy (the canary) are left alone."""
-    layout = demo_layout(9, regions=2, clusters=0)
+    layout = demo_layout(5, regions=1, clusters=0)  # the canary, then a wave of 3: the kill falls in it
     fleet.add(layout)
     inventory = fleet.write_inventory()
     # A 2 s soak in rounds 1 s apart (3 rounds; a single check is 1), judged on errors only: the test judges the
