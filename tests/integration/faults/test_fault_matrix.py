@@ -480,7 +480,12 @@ class Case:
     fault: str
     phase: str
     inject: Callable[[Rig], str]  # injects the fault, asserts what the run did and recovers; returns the outcome
-    ci: bool = False  # in the default (CI) run; the rest only in the whole matrix (scripts/faults)
+    # In the default (CI) run; the rest only in the whole matrix (scripts/faults). The CI subset, a link cut during the
+    # canary's apply and a truncated artifact, runs the convergence check and the health watch. A killed controller, a
+    # killed apply and a failing canary are proven in CI on real hosts by other tests: test_playbook_rollout.py (killed
+    # mid-wave, a re-run refused until it takes the lock over; cut-off applies completed; a bad release's canary rolled
+    # back and no later wave started) and test_apply.py (killed at every step, the host whole, a re-run finishes).
+    ci: bool = False
     specs: Callable[[], list[HostSpec]] = lambda: [HostSpec(name=name, version=OLD) for name in NAMES]
     budget: int = 0
 
@@ -497,17 +502,17 @@ CASES = [
     Case("controller-sigkill", "preflight", kill_controller("preflight")),
     Case("controller-sigkill", "canary", kill_controller("canary")),
     Case("controller-sigkill", "mid-wave", kill_controller("mid-wave")),
-    Case("controller-sigkill", "gate", kill_controller("gate"), ci=True),
+    Case("controller-sigkill", "gate", kill_controller("gate")),
     Case("controller-sigkill", "rollback", kill_controller("rollback")),
     Case("ssh-drop", "preflight", drop_ssh("preflight")),
     Case("ssh-drop", "canary", drop_ssh("canary"), ci=True),
     Case("ssh-drop", "mid-wave", drop_ssh("mid-wave")),
     Case("ssh-drop", "rollback", drop_ssh("rollback")),
-    Case("apply-killed", "canary", kill_apply("unpack"), ci=True),
+    Case("apply-killed", "canary", kill_apply("unpack")),
     Case("apply-killed", "mid-wave", kill_apply("reload")),
     Case("apply-killed-in-confirm", "canary", kill_apply("confirm")),
     Case("apply-killed", "rollback", kill_apply("rollback")),
-    Case("service-unhealthy", "canary", unhealthy("canary"), ci=True),
+    Case("service-unhealthy", "canary", unhealthy("canary")),
     Case("service-dies-in-soak", "mid-wave", unhealthy("mid-wave")),
     Case("disk-full", "canary", disk_full("canary")),
     Case("disk-full", "mid-wave", disk_full("mid-wave")),

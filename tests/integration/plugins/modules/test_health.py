@@ -1,4 +1,4 @@
-"""fleetpatch.rollout.health on a real SSH host: recording the judgment of an apply (four runs)."""
+"""fleetpatch.rollout.health on a real SSH host: recording the judgment of an apply (four runs, in one play)."""
 
 from __future__ import annotations
 
@@ -29,17 +29,16 @@ def test_a_healthy_verdict_marks_the_apply_judged_four_runs(fleet, ansible):
     assert run.returncode == 0, run.stdout
     assert "judged" not in applied(fleet, "db")[-1]
 
-    marks = []
-    for check, changed in [(True, True), (False, True), (True, False), (False, False)]:
-        run = ansible("health_judged.yml", inventory, extravars={"fp_version": "7.0.28"}, check=check, diff=True)
-        assert run.returncode == 0, run.stdout
-        result = run.results("Judge the health and record it")["db"]
+    run = ansible("health_judged_four_times.yml", inventory, extravars={"fp_version": "7.0.28", "fp_other_version": "7.0.27"})
+    assert run.returncode == 0, run.stdout
+    judgments, reads = run.results_each("Judge the health and record it")["db"], run.results_each("Read the state file")["db"]
+    assert len(judgments) == len(reads) == 5
+    marks = [json.loads(read["stdout"])["applied"][-1].get("judged") for read in reads]
+    for (check, changed), result in zip([(True, True), (False, True), (True, False), (False, False)], judgments):
         assert (result["healthy"], result["changed"]) == (True, changed), (check, result)
         assert TIMESTAMP.match(result["judged"]) and (result["diff"]["before"]["judged"] is None) is changed, (check, result)
-        marks.append(applied(fleet, "db")[-1].get("judged"))
     assert marks[0] is None and marks[1] == marks[2] == marks[3] and TIMESTAMP.match(marks[1])  # check mode wrote nothing; marked once
 
     # Another release than the one the apply recorded: nothing to mark.
-    run = ansible("health_judged.yml", inventory, extravars={"fp_version": "7.0.27"})
-    result = run.results("Judge the health and record it")["db"]
-    assert (result["changed"], result["judged"]) == (False, None)
+    assert (judgments[4]["changed"], judgments[4]["judged"]) == (False, None)
+    assert marks[4] == marks[3] and applied(fleet, "db")[-1]["judged"] == marks[3]

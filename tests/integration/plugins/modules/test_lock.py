@@ -20,16 +20,29 @@ def lease(fleet, name):
     return json.loads(result.stdout or "{}").get("lease")
 
 
+def read_lease(read):
+    """The lock in the state file as the play read it (None when the host has no state file or no lock)."""
+    assert read["rc"] == 0, read
+    return json.loads(read["stdout"] or "{}").get("lease")
+
+
+# (state, check mode, changed): four runs each way, in one play (playbooks/lock_four_times.yml)
+FOUR_TIMES = [(state, check, changed) for state in ("acquired", "released")
+              for check, changed in ((True, True), (False, True), (True, False), (False, False))]
+
+
 def test_lock_and_release_four_times_each(fleet, ansible):
     fleet.add([HostSpec(name="locked", version="7.0.26")])
-    inventory = fleet.write_inventory()
-    for state, held in (("acquired", "run-a"), ("released", None)):
-        for check, changed in ((True, True), (False, True), (True, False), (False, False)):
-            run = ansible("lock.yml", inventory, extravars={"fp_owner": "run-a", "fp_holder": "bob", "fp_state": state}, check=check, diff=True)
-            assert run.returncode == 0, run.stdout[-3000:]
-            assert run.results("Lock the host")["locked"]["changed"] is changed, (state, check)
-            expected = held if not check or not changed else ("run-a" if state == "released" else None)
-            assert (lease(fleet, "locked") or {}).get("owner") == expected, (state, check)
+    run = ansible("lock_four_times.yml", fleet.write_inventory())
+    assert run.returncode == 0, run.stdout[-3000:]
+    locks, reads = run.results_each("Lock the host")["locked"], run.results_each("Read the state file")["locked"]
+    assert len(locks) == len(reads) == len(FOUR_TIMES)
+    for (state, check, changed), result, read in zip(FOUR_TIMES, locks, reads):
+        assert result["changed"] is changed, (state, check)
+        held = "run-a" if state == "acquired" else None
+        expected = held if not check or not changed else ("run-a" if state == "released" else None)
+        assert (read_lease(read) or {}).get("owner") == expected, (state, check)
+    assert lease(fleet, "locked") is None
 
 
 def test_a_locked_host_refuses_every_other_run_and_its_holder_works_on(fleet, ansible):
