@@ -24,8 +24,6 @@ pytestmark = pytest.mark.fleet
 
 REPO = Path(__file__).resolve().parents[4]
 STEPS = ("journaled", "unpacked", "switched", "activated", "confirmed")
-# What the detect playbook (the fleetpatch.rollout.detect role) is told to look for, without a manifest.
-DETECT = {"fleetpatch_component": "fpdemo", "fleetpatch_install_dir": "/srv/fpdemo"}
 
 
 def sha256(fleet, version: str) -> str:
