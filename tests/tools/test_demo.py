@@ -28,7 +28,9 @@ def test_the_demo_rolls_the_patch_out_lists_every_host_and_leaves_nothing_behind
     assert demo.returncode == 0, demo.stdout[-6000:] + demo.stderr[-3000:]
     assert machine_state() == before
     out = demo.stdout
-    assert "TASK [Print the plan]" in out and "TASK [Print the summary per region and per host]" in out
+    # The rollout role's tasks print under the role's name.
+    assert "TASK [fleetpatch.rollout.rollout : Print the plan]" in out
+    assert "TASK [fleetpatch.rollout.rollout : Print the summary per region and per host]" in out
 
     table = out[out.index("every demo host and the version it runs now"):]
     rows = {match[0]: match[1:] for match in re.findall(r"^(\S+-\d\d) +\S+ +\S+ .*? (\S+) +(7\.\d\.\d+) +(7\.\d\.\d+) +(.+)$", table, re.M)}
