@@ -38,7 +38,7 @@ import time
 __all__ = [
     "ACTOR_VARS", "AuditError", "AuditLog", "CONTEXT_VARS", "FORMAT", "GENESIS", "KINDS", "NO_LOG_TEXT", "REDACTED",
     "SINK_ENV", "append_to_sink", "canonical", "context_from_vars", "current_sink", "publish_sink", "format_report", "make_record",
-    "merge_context", "read_key", "record_hash", "record_hmac", "scrub", "task_data", "utc_now", "verify",
+    "merge_context", "read_key", "record_hash", "record_hmac", "scrub", "task_data", "utc_now", "verify", "verify_lines",
 ]
 
 GENESIS = "0" * 64
@@ -449,12 +449,7 @@ def _parse(line):
 def verify(path, key=None, head=None):
     """Check the audit log at ``path``: chain, HMACs (with ``key``) and the head file (with ``head``).
 
-    Returns a mapping: ``ok``; ``records``; ``last_seq`` and ``last_hash``; ``hmac_checked``; ``head_checked``;
-    ``problems``, the first bad record of each kind found (``kind``, ``line`` (1-based), ``seq``, ``message``),
-    ordered by line; and ``notes``. The kinds are ``unparseable``, ``edited`` (a record's content does not match
-    its hash, or the chain breaks where a hash was recomputed), ``forged`` (no valid HMAC), ``deleted`` (a gap in
-    the sequence), ``reordered``, ``truncated`` (the head file is ahead of the log) and ``head`` (the head file
-    is missing, unreadable, unsigned or disagrees with the log). Raises AuditError when the log cannot be read.
+    Returns what :func:`verify_lines` returns. Raises AuditError when the log cannot be read.
     """
     try:
         with open(path, "rb") as handle:
@@ -463,6 +458,31 @@ def verify(path, key=None, head=None):
         raise AuditError(f"cannot read the audit log {path}: {exc.strerror or exc}") from None
     lines = data.split(b"\n")
     torn = lines.pop()  # after the final newline: empty unless the last line is incomplete
+    state = None
+    if head is not None:
+        if not os.path.exists(head):
+            state = {"source": "head file", "problem": f"head file {head} is missing"}
+        else:
+            head_seq, head_hash, problem = _read_head(head, key)
+            state = {"source": "head file", "seq": head_seq, "hash": head_hash, "problem": problem}
+    return verify_lines(lines, torn=torn, key=key, head=state, path=os.fspath(path))
+
+
+def verify_lines(lines, torn=b"", key=None, head=None, path=""):
+    """Check a trail given as its lines (the canonical JSON of each record, in the order they were stored).
+
+    One rule for every place a trail is kept: the JSONL file, and the rows of the PostgreSQL sink. ``torn`` is an
+    incomplete last line (bytes after the final newline), ``head`` what the trail's head says, or None when it is
+    not checked: a mapping with ``source`` (how to name it), ``seq`` and ``hash``, and ``problem`` when it could not
+    be read or its HMAC is wrong.
+
+    Returns a mapping: ``ok``; ``path``; ``records``; ``last_seq`` and ``last_hash``; ``hmac_checked``;
+    ``head_checked``; ``problems``, the first bad record of each kind found (``kind``, ``line`` (1-based), ``seq``,
+    ``message``), ordered by line; and ``notes``. The kinds are ``unparseable``, ``edited`` (a record's content does
+    not match its hash, or the chain breaks where a hash was recomputed), ``forged`` (no valid HMAC), ``deleted`` (a
+    gap in the sequence), ``reordered``, ``truncated`` (the head is ahead of the trail) and ``head`` (the head is
+    missing, unreadable, unsigned or disagrees with the trail).
+    """
     problems = {}
     notes = []
 
@@ -510,29 +530,26 @@ def verify(path, key=None, head=None):
         hashes.setdefault(seq, (record["hash"], number))
         top = max(top, seq)
 
-    head_checked = head is not None
     if head is not None:
-        if not os.path.exists(head):
-            report("head", None, None, f"head file {head} is missing")
-        else:
-            head_seq, head_hash, problem = _read_head(head, key)
-            if problem:
-                report("head", None, head_seq, problem)
-            elif head_seq > top:
-                report("truncated", len(lines) + 1, top + 1, f"the log ends at seq {top} (line {len(lines)}) but the head file says seq {head_seq}: "
-                       f"{head_seq - top} record(s) cut off the end")
-            elif head_seq and hashes.get(head_seq, (None,))[0] != head_hash:
-                line = hashes.get(head_seq, (None, None))[1]
-                report("head", line, head_seq, f"seq {head_seq} in the log differs from the head file: the log was rewritten from there on")
-            elif head_seq < top:
-                notes.append(f"the head file is {top - head_seq} record(s) behind the log (a writer stopped between the two writes)")
+        source = head["source"]
+        head_seq, head_hash = head.get("seq"), head.get("hash")
+        if head.get("problem"):
+            report("head", None, head_seq, head["problem"])
+        elif head_seq > top:
+            report("truncated", len(lines) + 1, top + 1, f"the log ends at seq {top} (line {len(lines)}) but the {source} says seq {head_seq}: "
+                   f"{head_seq - top} record(s) cut off the end")
+        elif head_seq and hashes.get(head_seq, (None,))[0] != head_hash:
+            line = hashes.get(head_seq, (None, None))[1]
+            report("head", line, head_seq, f"seq {head_seq} in the log differs from the {source}: the log was rewritten from there on")
+        elif head_seq < top:
+            notes.append(f"the head file is {top - head_seq} record(s) behind the log (a writer stopped between the two writes)")
     if key is None:
         notes.append("HMACs not checked: no key given")
     last = hashes.get(top, (None,))[0] if top else None
     ordered = sorted(problems.values(), key=lambda item: (item["line"] is None, item["line"] or 0, KINDS.index(item["kind"])))
     return {
-        "ok": not ordered, "path": os.fspath(path), "records": len(parsed), "last_seq": top, "last_hash": last,
-        "hmac_checked": key is not None, "head_checked": head_checked, "problems": ordered, "notes": notes,
+        "ok": not ordered, "path": path, "records": len(parsed), "last_seq": top, "last_hash": last,
+        "hmac_checked": key is not None, "head_checked": head is not None, "problems": ordered, "notes": notes,
     }
 
 
