@@ -14,6 +14,7 @@ import json
 import os
 import posixpath
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -26,6 +27,12 @@ REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 GALAXY = yaml.safe_load((REPO / "galaxy.yml").read_text(encoding="utf-8"))
 FQCN = f"{GALAXY['namespace']}.{GALAXY['name']}"
+REQUIREMENTS = [line.split("#")[0].strip() for line in (REPO / "requirements.txt").read_text(encoding="utf-8").splitlines()
+                if line.split("#")[0].strip()]
+BINDEP = [line.strip() for line in (REPO / "bindep.txt").read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")]
+EE_DEFINITION = REPO / "awx" / "execution-environment.yml"
+# What ansible-builder installs into every execution environment itself, and so leaves out of a collection's requirements.
+EE_PROVIDED = ("ansible-core", "pyyaml")
 
 # Development material that must never be shipped.
 LEFT_OUT = ("tests", "tools", "demo", "scripts", "bench", "molecule", ".config", ".ci", ".build", ".venv", ".git")
@@ -265,3 +272,48 @@ def test_role_documentation_lists_every_variable_of_its_argument_spec(installed:
         shown_options = doc["entry_points"][entry].get("options") or {}
         assert sorted(shown_options) == sorted(documented.get("options") or {}), entry
         assert all(option.get("description") for option in shown_options.values()), entry
+
+
+def _requirement_name(line: str) -> str:
+    return re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower()
+
+
+def test_execution_environment_context_renders_with_the_built_collection(tarball: Path, tmp_path: Path) -> None:
+    definition = yaml.safe_load(EE_DEFINITION.read_text(encoding="utf-8"))
+    # The EE installs the ansible-core the collection supports, and the tarball that galaxy.yml's version builds.
+    core = next(line for line in REQUIREMENTS if _requirement_name(line) == "ansible-core")
+    assert definition["dependencies"]["ansible_core"]["package_pip"] == core
+    assert [entry["src"] for entry in definition["additional_build_files"]] == [tarball.name]
+    shutil.copy(EE_DEFINITION, tmp_path / EE_DEFINITION.name)
+    shutil.copy(tarball, tmp_path / tarball.name)
+    done = _run(VENV_BIN / "ansible-builder", "create", "-f", EE_DEFINITION.name, "-c", "context", "--output-filename", "Containerfile",
+                cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    context = tmp_path / "context"
+    assert (context / "_build" / "collections" / tarball.name).read_bytes() == tarball.read_bytes()
+    galaxy = yaml.safe_load((context / "_build" / "requirements.yml").read_text(encoding="utf-8"))
+    assert galaxy == {"collections": [{"name": f"/build/collections/{tarball.name}", "type": "file"}]}
+    containerfile = (context / "Containerfile").read_text(encoding="utf-8")
+    assert f'ARG ANSIBLE_INSTALL_REFS="{core} ansible-runner' in containerfile
+    assert 'ARG PYCMD="/usr/bin/python3.12"' in containerfile
+    # The collection is installed from the tarball, then its own dependencies are found by introspection and installed.
+    galaxy_step = containerfile.index("ansible-galaxy collection install")
+    assert galaxy_step < containerfile.index("introspect.py introspect") < containerfile.index("install-from-bindep")
+
+
+def test_execution_environment_introspection_finds_every_dependency(installed: Path) -> None:
+    done = _run(VENV_BIN / "ansible-builder", "introspect", installed, cwd=installed)
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = yaml.safe_load(done.stdout)
+
+    def lines(kind: str) -> list[str]:
+        return [entry.split("#")[0].strip() for entry in found[kind]]
+
+    assert lines("python") == [line for line in REQUIREMENTS if _requirement_name(line) not in EE_PROVIDED]
+    assert lines("system") == BINDEP
+
+
+def test_bindep_names_packages_this_debian_controller_has() -> None:
+    # bindep parses the file and checks the dpkg entries against this Debian machine, which runs the collection.
+    done = _run(VENV_BIN / "bindep", "--brief", "--file", REPO / "bindep.txt", cwd=REPO)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
