@@ -40,6 +40,11 @@ DEFAULT_VARS = {
     "approved_by": "fleetpatch_approved_by", "implemented_by": "fleetpatch_implemented_by", "urgency": "fleetpatch_urgency",
     "justification": "fleetpatch_justification", "verified_by": "fleetpatch_verified_by",
 }
+# Who launched the job and which jobs it belongs to, as AWX / Automation Controller set them (or their older tower_* names).
+PLATFORM_VARS = {
+    "user": ("awx_user_name", "tower_user_name"), "job_id": ("awx_job_id", "tower_job_id"),
+    "workflow_job_id": ("awx_workflow_job_id", "tower_workflow_job_id"),
+}
 NOT_ENABLED = (f"{MODULE}: the audit callback fleetpatch.rollout.audit is not enabled in this run, so there is no audit trail to "
                "add to: enable it (callbacks_enabled, or ANSIBLE_CALLBACKS_ENABLED=fleetpatch.rollout.audit)")
 
@@ -76,14 +81,20 @@ class ActionModule(ActionBase):
             data["check_mode"] = True
         refusal = None
         if kind == "approval":
+            platform = self._platform(task_vars)
             try:
-                approval = check_approval(args["approved_by"], args["implemented_by"], args["urgency"] or "routine", args["justification"])
+                approval = check_approval(args["approved_by"], args["implemented_by"], args["urgency"] or "routine", args["justification"],
+                                          platform_user=platform.get("user"))
+                if platform:
+                    approval["platform"] = platform
                 data["approval"] = approval
                 update["actors"] = {"approved_by": approval["approved_by"], "implemented_by": approval["implemented_by"]}
             except ApprovalError as exc:
                 refusal = str(exc)
                 data["refused"] = refusal
                 data["approval"] = {key: args[key] for key in ("approved_by", "implemented_by", "urgency", "justification")}
+                if platform:
+                    data["approval"]["platform"] = platform
         elif kind == "verified":
             if not (args["verified_by"] or "").strip():
                 raise AnsibleActionFail(f"{MODULE}: kind=verified needs verified_by (or the variable fleetpatch_verified_by): who verified the patch")
@@ -113,6 +124,17 @@ class ActionModule(ActionBase):
                 f"and the rollout stops here (last error: {sink.get('error')})", result=result,
             )
         return result
+
+    def _platform(self, task_vars):
+        """Who launched the job and its ids, when AWX / Automation Controller runs it: ``{}`` otherwise."""
+        found = {}
+        for field, names in PLATFORM_VARS.items():
+            for name in names:
+                value = self._var(task_vars, name)
+                if value is not None and value != "":
+                    found[field] = value if isinstance(value, int) and not isinstance(value, bool) else str(value)
+                    break
+        return found
 
     def _var(self, task_vars, name):
         """A variable's templated value, or None when it is not set or cannot be templated."""

@@ -24,6 +24,11 @@ description:
     O(implemented_by) are required and must be two people (compared trimmed and case-insensitively), except
     for an O(urgency=emergency) patch with a written O(justification), which is recorded. A refused approval
     is recorded too, and then the task fails naming the field and value.
+  - When AWX or Automation Controller runs the job (its C(awx_user_name) is set), the implementer is the user who
+    launched it. O(implemented_by) may be left out; a different name is refused, and the approver must be someone
+    else. The approval records C(platform), the launching user with C(awx_job_id) and, when the job runs inside a
+    workflow, C(awx_workflow_job_id), so the decision of the workflow's approval node can be traced in AWX (the
+    workflow job's nodes list its approval, whose C(approved_or_denied_by) names who approved it).
   - The actors, patch and wave the record names come from the options, or else from the variables
     C(fleetpatch_approved_by), C(fleetpatch_implemented_by), C(fleetpatch_verified_by), C(fleetpatch_urgency),
     C(fleetpatch_justification), C(fleetpatch_patch_id), C(fleetpatch_artifact_sha256) and C(fleetpatch_wave),
@@ -67,7 +72,8 @@ options:
     type: str
   implemented_by:
     description:
-      - Who runs the rollout. Required with O(kind=approval), given here or by C(fleetpatch_implemented_by).
+      - Who runs the rollout. Required with O(kind=approval), given here or by C(fleetpatch_implemented_by), except
+        under AWX, where it is the user who launched the job (C(awx_user_name)) and may only repeat that name.
     type: str
   urgency:
     description:

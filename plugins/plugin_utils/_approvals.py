@@ -9,6 +9,10 @@ A change needs an approver (``approved_by``) and an implementer (``implemented_b
 names are compared trimmed and case-insensitively, so ``Alice`` and `` alice`` are one person. Only an
 ``emergency`` patch may be approved and implemented by one person, and then only with a written justification,
 which goes into the audit record.
+
+When the run comes from AWX or Automation Controller, the platform says who launched the job (``awx_user_name``):
+that user is the implementer. A different ``implemented_by`` is refused, since free text must not contradict the
+platform's own record, and the approver must be someone else (the same emergency exception applies).
 """
 
 from __future__ import annotations
@@ -33,13 +37,23 @@ def _person(field, value):
     return name
 
 
-def check_approval(approved_by, implemented_by, urgency="routine", justification=None):
+def check_approval(approved_by, implemented_by, urgency="routine", justification=None, platform_user=None):
     """The approval as it is recorded, or ApprovalError naming the field and value that forbid the change.
 
+    ``platform_user`` is the AWX / Automation Controller user who launched the job (``awx_user_name``), or None
+    outside AWX: then it is the implementer, and ``implemented_by``, when given, must name the same person.
     Returns ``approved_by`` and ``implemented_by`` trimmed, ``urgency``, ``two_person`` (whether two different
     people are named) and, when given, ``justification`` trimmed.
     """
     approver = _person("approved_by", approved_by)
+    if platform_user is not None:
+        launcher = _person("awx_user_name", platform_user)
+        if implemented_by is not None and (not isinstance(implemented_by, str) or implemented_by.strip().casefold() != launcher.casefold()):
+            raise ApprovalError(
+                f"implemented_by {implemented_by!r} is not the AWX user {launcher!r} who launched this job: under AWX the implementer is "
+                f"whoever launched the job; leave implemented_by out, or let {implemented_by!r} launch it"
+            )
+        implemented_by = launcher
     implementer = _person("implemented_by", implemented_by)
     if urgency not in URGENCIES:
         raise ApprovalError(f"urgency must be one of {', '.join(URGENCIES)}, got {urgency!r}")

@@ -28,8 +28,12 @@ def _verified(audited):
           "fleetpatch_justification": "exploited in the wild, nobody else on call"},
          {"approved_by": "alice", "implemented_by": "Alice", "urgency": "emergency", "two_person": False,
           "justification": "exploited in the wild, nobody else on call"}),
+        # Under AWX the implementer is the user who launched the job, and the approval names the job and its workflow.
+        ({"fleetpatch_approved_by": "alice", "awx_user_name": "bob", "awx_job_id": 812, "awx_workflow_job_id": 811},
+         {"approved_by": "alice", "implemented_by": "bob", "urgency": "routine", "two_person": True,
+          "platform": {"user": "bob", "job_id": 812, "workflow_job_id": 811}}),
     ],
-    ids=["two-people", "emergency-justified"],
+    ids=["two-people", "emergency-justified", "awx-launcher-implements"],
 )
 def test_preflight_accepts_and_records(audited, extra, approval):
     inventory = audited.inventory("audited", ["web-01", "web-02"])
@@ -53,8 +57,14 @@ def test_preflight_accepts_and_records(audited, extra, approval):
          "approved_by 'alice' and implemented_by 'alice' are the same person: an emergency patch may skip the two-person rule only with a "
          "written justification, got None"),
         ({"fleetpatch_implemented_by": "bob"}, "approved_by is required: name the person"),
+        ({"fleetpatch_approved_by": "alice", "fleetpatch_implemented_by": "mallory", "awx_user_name": "bob"},
+         "implemented_by 'mallory' is not the AWX user 'bob' who launched this job: under AWX the implementer is whoever launched the job; "
+         "leave implemented_by out, or let 'mallory' launch it"),
+        ({"fleetpatch_approved_by": "bob", "awx_user_name": "Bob"},
+         "approved_by 'bob' and implemented_by 'Bob' are the same person: the two-person rule needs someone else to approve a patch of "
+         "urgency 'routine'"),
     ],
-    ids=["same-person", "emergency-without-justification", "no-approver"],
+    ids=["same-person", "emergency-without-justification", "no-approver", "awx-implementer-differs", "awx-launcher-approves"],
 )
 def test_preflight_refuses_records_the_refusal_and_changes_nothing(audited, extra, message):
     inventory = audited.inventory("audited", ["web-01", "web-02"])

@@ -53,3 +53,33 @@ def test_refused(args, message):
     with pytest.raises(ApprovalError) as raised:
         check_approval(*args)
     assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    ("implemented_by", "expected"),
+    [(None, "carol"), (" Carol ", "carol"), ("carol", "carol")],
+)
+def test_under_awx_the_launching_user_implements(implemented_by, expected):
+    approval = check_approval("alice", implemented_by, platform_user="carol")
+    assert approval == {"approved_by": "alice", "implemented_by": expected, "urgency": "routine", "two_person": True}
+
+
+@pytest.mark.parametrize(
+    ("args", "platform_user", "message"),
+    [
+        (("alice", "mallory"), "carol",
+         "implemented_by 'mallory' is not the AWX user 'carol' who launched this job: under AWX the implementer is whoever launched the job; "
+         "leave implemented_by out, or let 'mallory' launch it"),
+        (("alice", ["carol"]), "carol",
+         "implemented_by ['carol'] is not the AWX user 'carol' who launched this job: under AWX the implementer is whoever launched the job; "
+         "leave implemented_by out, or let ['carol'] launch it"),
+        (("Carol", None), "carol",
+         "approved_by 'Carol' and implemented_by 'carol' are the same person: the two-person rule needs someone else to approve a patch of "
+         "urgency 'routine'"),
+        (("alice", None), "  ", "awx_user_name must not be empty, got '  '"),
+    ],
+)
+def test_under_awx_refused(args, platform_user, message):
+    with pytest.raises(ApprovalError) as raised:
+        check_approval(*args, platform_user=platform_user)
+    assert str(raised.value) == message
