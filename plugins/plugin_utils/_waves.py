@@ -59,7 +59,7 @@ from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._windows import
     PLAN_SCHEMA, UTC, WindowError, format_utc, parse_utc, parse_window, window_key, window_state,
 )
 
-__all__ = ["DEFAULT_POLICY", "PlanError", "UNREACHABLE_MODES", "plan_waves", "unjudged_apply", "validate_policy"]
+__all__ = ["DEFAULT_POLICY", "PlanError", "POLICY_INPUTS", "UNREACHABLE_MODES", "plan_waves", "policy_with_inputs", "unjudged_apply", "validate_policy"]
 
 DEFAULT_POLICY = {
     "canary": {"count": 1, "spread": "regions"},
@@ -122,6 +122,84 @@ def validate_policy(policy):
     result["region_order"] = list(result["region_order"])
     result["customer_windows"] = windows
     return result
+
+
+# The policy's fields as scalars (or a list of scalars), the way a job template's survey asks for them: input name ->
+# (the policy field it sets, what it must be). Given a value, each replaces that field of the policy mapping.
+POLICY_INPUTS = {
+    "canary_count": (("canary", "count"), "count"),
+    "canary_percent": (("canary", "percent"), "percent"),
+    "canary_region": (("canary", "region"), "text"),
+    "region_order": (("region_order",), "names"),
+    "batch_count": (("batch", "count"), "count"),
+    "batch_percent": (("batch", "percent"), "percent"),
+    "unwindowed": (("unwindowed",), "text"),
+    "emergency_decided_by": (("emergency", "decided_by"), "text"),
+    "emergency_justification": (("emergency", "justification"), "text"),
+}
+# Fields of one choice: setting one drops the others (count or percent; a canary region or a spread).
+_EXCLUSIVE = {("canary", "count"): ("percent",), ("canary", "percent"): ("count",), ("canary", "region"): ("spread",),
+              ("batch", "count"): ("percent",), ("batch", "percent"): ("count",)}
+
+
+def _input_value(name, value, kind):
+    """An input's value as the policy holds it; PlanError naming the variable otherwise. ``None`` when not given."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None  # not given: a survey's unanswered optional field is empty
+    label = f"fleetpatch_{name}"
+    if kind in ("count", "percent"):
+        text = value.strip() if isinstance(value, str) else value
+        if isinstance(text, str) and text.isdigit():
+            text = int(text)
+        elif isinstance(text, str) and kind == "percent":
+            try:
+                text = float(text)
+            except ValueError:
+                pass
+        if isinstance(text, bool) or not isinstance(text, (int, float)) or (kind == "count" and not isinstance(text, int)):
+            wanted = "a whole number, 0 or more" if kind == "count" else "a percentage"
+            raise PlanError([f"{label}: expected {wanted}, got {short_repr(value)}"])
+        return text
+    if kind == "names":
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) for item in items):
+            raise PlanError([f"{label}: expected region names, a list or one text separated by commas, got {short_repr(value)}"])
+        return [item.strip() for item in items if item.strip()]
+    if not isinstance(value, str):
+        raise PlanError([f"{label}: expected text, got {type(value).__name__} {short_repr(value)}"])
+    return value.strip()
+
+
+def policy_with_inputs(policy, inputs):
+    """``policy`` (a mapping, or None) with the survey-style ``inputs`` laid over it, as a new mapping.
+
+    ``inputs`` maps the names of :data:`POLICY_INPUTS` to a value, or to None (or empty text) when not given. A
+    count replaces the policy's percent and the other way round; a canary region replaces the spread. What results
+    is checked later, by :func:`validate_policy`. PlanError names the variable (``fleetpatch_<name>``) and value of
+    an input of the wrong kind, and any input fleetpatch does not know.
+    """
+    if policy is None:
+        policy = {}
+    if not isinstance(policy, dict):
+        raise PlanError([f"policy: expected a mapping, got {type(policy).__name__} {short_repr(policy)}"])
+    unknown = sorted(set(inputs) - set(POLICY_INPUTS))
+    if unknown:
+        raise PlanError([f"unknown policy input(s) {', '.join(unknown)}: expected {', '.join(POLICY_INPUTS)}"])
+    merged = {key: dict(value) if isinstance(value, dict) else value for key, value in policy.items()}
+    for name, (path, kind) in POLICY_INPUTS.items():
+        value = _input_value(name, inputs.get(name), kind)
+        if value is None:
+            continue
+        if len(path) == 1:
+            merged[path[0]] = value
+            continue
+        section = merged.get(path[0])
+        section = dict(section) if isinstance(section, dict) else {}
+        for other in _EXCLUSIVE.get(path, ()):
+            section.pop(other, None)
+        section[path[1]] = value
+        merged[path[0]] = section
+    return merged
 
 
 def _manifest_rules(manifest):

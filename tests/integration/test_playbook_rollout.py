@@ -206,6 +206,27 @@ def test_check_mode_prints_the_plan_and_touches_nothing(fleet, ansible, tmp_path
     assert all(stats["changed"] == 0 for stats in run.stats.values())
 
 
+def test_a_surveys_scalar_answers_set_the_policy(fleet, ansible, tmp_path):
+    """What a job template's survey passes, every answer a scalar and the numbers as text, plans as the policy mapping would."""
+    layout = demo_layout(6, regions=3, clusters=0)
+    fleet.add(layout)
+    manifest = manifests.write(tmp_path, fleet.artifact("7.0.28"), urgency="emergency")
+    survey = {"fleetpatch_canary_count": "2", "fleetpatch_region_order": "ap-south,eu-west", "fleetpatch_batch_count": "1",
+              "fleetpatch_emergency_decided_by": "carol", "fleetpatch_emergency_justification": "exploited in the wild",
+              "fleetpatch_error_budget": "1", "fleetpatch_soak": "0", "fleetpatch_plan_only": "true"}
+    run = ansible(ROLLOUT, fleet.write_inventory(), extravars={**rollout_vars(manifest), **survey}, env=audit_env(tmp_path))
+    assert run.returncode == 0, run.stdout[-3000:]
+    plan = once(run, "Plan the waves")["ansible_facts"]["rollout_plan"]
+    region = {spec.name: spec.region for spec in layout}
+    canary, *waves = plan["waves"]
+    assert (canary["name"], len(canary["hosts"])) == ("canary", 2)
+    assert all(len(wave["hosts"]) == 1 for wave in waves)
+    order = [region[wave["hosts"][0]["host"]] for wave in waves]
+    assert sorted(set(order), key=order.index) == [r for r in ("ap-south", "eu-west", "us-east") if r in order]
+    assert plan["summary"]["emergency"] == {"decided_by": "carol", "justification": "exploited in the wild"}
+    assert all(stats["changed"] == 0 for stats in run.stats.values())
+
+
 def test_killed_mid_wave_a_rerun_patches_the_rest_and_judges_the_hosts_patched_but_never_judged(fleet, ansible, tmp_path):
     """The controller dies (SIGKILL to ansible-playbook and its workers) as soon as the first host of the wave after
     the canary runs the fix. With two forks a wave's hosts are patched two at a time, so the rest of that wave has

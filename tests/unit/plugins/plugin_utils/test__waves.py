@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._waves import PlanError, plan_waves, validate_policy
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._waves import PlanError, plan_waves, policy_with_inputs, validate_policy
 
 REPO = Path(__file__).resolve().parents[4]
 DEMO_INVENTORY = REPO / "inventories" / "demo" / "hosts.yml"
@@ -702,3 +702,57 @@ def test_shared_and_fresh_window_objects_give_the_same_plan():
     one["x"] = fresh["x"] = host("r", window=dict(SAT_BERLIN))
     assert plan(one, NO_CANARY) == plan(fresh, NO_CANARY)
     assert names(plan(one, NO_CANARY)) == [("r", ["s0", "s1", "s2"])]
+
+
+# --- survey-style inputs laid over the policy ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("policy", "inputs", "expected"),
+    [
+        ({}, {}, {}),
+        (None, {"canary_count": None, "region_order": "", "unwindowed": "  "}, {}),  # unanswered survey fields
+        ({"canary": {"percent": 10, "spread": "regions"}}, {"canary_count": "2"}, {"canary": {"count": 2, "spread": "regions"}}),
+        ({"canary": {"count": 1, "spread": "regions"}}, {"canary_region": " eu "}, {"canary": {"count": 1, "region": "eu"}}),
+        ({"canary": {"count": 3}}, {"canary_percent": "12.5"}, {"canary": {"percent": 12.5}}),
+        ({}, {"region_order": "eu, us,,ap"}, {"region_order": ["eu", "us", "ap"]}),
+        ({"region_order": ["us"]}, {"region_order": ["eu", "us"]}, {"region_order": ["eu", "us"]}),
+        ({"batch": {"percent": 50}}, {"batch_count": 4}, {"batch": {"count": 4}}),
+        ({"batch": {"count": 4}}, {"batch_percent": 25}, {"batch": {"percent": 25}}),
+        ({"unwindowed": "anytime", "max_unavailable": 1}, {"unwindowed": "defer"}, {"unwindowed": "defer", "max_unavailable": 1}),
+        ({"emergency": {"decided_by": "ciso", "justification": "old"}}, {"emergency_justification": "exploited in the wild"},
+         {"emergency": {"decided_by": "ciso", "justification": "exploited in the wild"}}),
+        ({}, {"emergency_decided_by": "ciso", "emergency_justification": "exploited"}, {"emergency": {"decided_by": "ciso", "justification": "exploited"}}),
+    ],
+)
+def test_policy_inputs_lay_over_the_policy(policy, inputs, expected):
+    before = copy.deepcopy(policy)
+    merged = policy_with_inputs(policy, inputs)
+    assert merged == expected
+    assert policy == before  # the inventory's mapping is never changed
+    validate_policy(merged)  # and what results is a policy the planner takes
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"canary_count": "two"}, "fleetpatch_canary_count: expected a whole number, 0 or more, got 'two'"),
+        ({"canary_count": 1.5}, "fleetpatch_canary_count: expected a whole number, 0 or more, got 1.5"),
+        ({"batch_count": True}, "fleetpatch_batch_count: expected a whole number, 0 or more, got True"),
+        ({"batch_percent": "half"}, "fleetpatch_batch_percent: expected a percentage, got 'half'"),
+        ({"region_order": {"eu": 1}}, "fleetpatch_region_order: expected region names, a list or one text separated by commas, got {'eu': 1}"),
+        ({"region_order": ["eu", 3]}, "fleetpatch_region_order: expected region names, a list or one text separated by commas, got ['eu', 3]"),
+        ({"canary_region": ["eu"]}, "fleetpatch_canary_region: expected text, got list ['eu']"),
+        ({"canary_size": 2}, "unknown policy input(s) canary_size: expected canary_count, canary_percent, canary_region, region_order, "
+                             "batch_count, batch_percent, unwindowed, emergency_decided_by, emergency_justification"),
+    ],
+)
+def test_policy_inputs_of_the_wrong_kind_are_named(inputs, message):
+    with pytest.raises(PlanError) as raised:
+        policy_with_inputs({}, inputs)
+    assert str(raised.value) == message
+
+
+def test_a_policy_input_that_breaks_the_policy_is_named_when_the_plan_is_checked():
+    with pytest.raises(PlanError) as raised:
+        validate_policy(policy_with_inputs({}, {"unwindowed": "sometimes"}))
+    assert "policy.unwindowed" in str(raised.value) and "'sometimes'" in str(raised.value)
