@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._detect_report import detected_of
+
 __all__ = ["ViewError", "canary_peers", "detect_rows", "rollback_members", "rollback_rows", "rollout_hosts"]
 
 # The outcomes of a fleet-wide rollback, in the order its summary counts them.
@@ -171,7 +173,8 @@ def detect_rows(hostvars, hosts, result="__detect_result"):
 
     ``<result>`` is the host's detect result; a host without one (unreachable, or failed) is reported with version
     and verdicts ``unknown`` and the reason in ``msg``. Each row has ``host``, ``region``, ``cluster``,
-    ``version``, ``affected``, ``fixed``, ``applied`` (the patches its state file lists) and ``msg``.
+    ``version``, ``affected``, ``fixed``, ``applied`` (the patches its state file lists), ``msg`` and ``detected``,
+    the detection result as the planner reads it (what a detection report keeps, to plan from later).
     """
     rows = []
     for host in sorted(_host_names(hosts)):
@@ -186,5 +189,6 @@ def detect_rows(hostvars, hosts, result="__detect_result"):
             "fixed": found.get("fixed", "unknown") if answered else "unknown",
             "applied": [entry.get("patch") for entry in applied or () if isinstance(entry, Mapping) and entry.get("patch")],
             "msg": "" if answered else (found.get("msg") or "not reached"),
+            "detected": detected_of(found),
         })
     return rows

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._detect_report import read_detect_report
+
 from fleetpatch_dev import manifests
 from fleetpatch_dev.fleet import HostSpec
 
@@ -40,9 +42,13 @@ def test_detect_from_a_manifest_or_from_variables_never_both(fleet, ansible, tmp
     assert {name: (row["version"], row["affected"], row["fixed"]) for name, row in rows.items()} == {
         "old": ("7.0.26", True, False), "fixed": ("7.0.28", False, True), "down": ("unknown", "unknown", "unknown")}
     assert rows["down"]["msg"]  # why it is unknown
-    assert json.loads(report.read_text(encoding="utf-8")) == sorted(rows.values(), key=lambda row: row["host"])
+    written = json.loads(report.read_text(encoding="utf-8"))
+    assert written["hosts"] == sorted(rows.values(), key=lambda row: row["host"])
+    assert {key: written[key] for key in ("format", "component", "install_dir", "strategy", "patch")} == {
+        "format": 1, "component": "fpdemo", "install_dir": "/srv/fpdemo", "strategy": "current_link", "patch": "FP-2025-14847"}
+    assert read_detect_report(str(report))["hosts"]["down"]["unreachable"] is True  # the schema holds, and the planner sees why
     changed = {event["event_data"]["task"] for event in run.events if event["event"] == "runner_on_ok" and event["event_data"]["res"].get("changed")}
-    assert changed == {"Write the rows as JSON on the controller"}  # on the controller; no host changes
+    assert changed == {"Write the report as JSON on the controller (the rows, and what was detected; the rollout role can plan from it)"}
 
     explicit = {"fleetpatch_component": "fpdemo", "fleetpatch_install_dir": "/srv/fpdemo", "fleetpatch_affected": ">=7.0.0,<7.0.27"}
     run = ansible(DETECT, inventory, limit="old,fixed", extravars=explicit)

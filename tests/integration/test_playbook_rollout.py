@@ -25,6 +25,8 @@ pytestmark = pytest.mark.fleet
 
 REPO = Path(__file__).resolve().parents[2]
 ROLLOUT = REPO / "playbooks" / "rollout.yml"
+DETECT = REPO / "playbooks" / "detect.yml"
+PLAN = REPO / "playbooks" / "plan.yml"
 EMERGENCY = {"emergency": {"decided_by": "carol", "justification": "exploited in the wild"}}
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
@@ -204,6 +206,40 @@ def test_check_mode_prints_the_plan_and_touches_nothing(fleet, ansible, tmp_path
     assert table[1].split() == ["WAVE", "NAME", "HOST", "REGION", "CLUSTER", "REASON"] and len(table) >= 14
     assert versions(fleet, [s.name for s in layout]) == before
     assert all(stats["changed"] == 0 for stats in run.stats.values())
+
+
+def test_offline_planning_from_a_detection_report_prints_the_plan_a_live_check_prints(fleet, ansible, tmp_path):
+    """A change board reviews the plan made from yesterday's detection report; it is the plan a live --check makes."""
+    layout = demo_layout(6, regions=2, clusters=1)
+    fleet.add(layout)
+    down = layout[-1].name
+    fleet.stop(down)  # unreachable at detection: the report says so, and the plan counts it the same way
+    inventory = fleet.write_inventory()
+    manifest = manifests.write(tmp_path, fleet.artifact("7.0.28"), urgency="emergency")
+    report = tmp_path / "detect.json"
+    detected = ansible(DETECT, inventory, extravars={"fleetpatch_manifest": str(manifest), "fleetpatch_detect_report": str(report)})
+    assert detected.returncode == 4, detected.stdout[-3000:]  # the host that is down
+
+    when = {"fleetpatch_now": "2026-03-03T12:00:00Z", "fleetpatch_policy": EMERGENCY}
+    live = ansible(ROLLOUT, inventory, extravars=rollout_vars(manifest, **when), check=True, env=audit_env(tmp_path))
+    assert live.returncode == 4, live.stdout[-3000:]
+    # No SSH at all: any connection to a host would run /bin/false and fail as unreachable.
+    offline = ansible(PLAN, inventory, extravars={"fleetpatch_manifest": str(manifest), "fleetpatch_detect_report": str(report),
+                                                  "ansible_ssh_executable": "/bin/false", **when})
+    assert offline.returncode == 0, offline.stdout[-3000:]
+    assert once(offline, "Print the plan")["msg"] == once(live, "Print the plan")["msg"]
+    offline_plan, live_plan = (once(run, "Plan the waves")["ansible_facts"]["rollout_plan"] for run in (offline, live))
+    assert (offline_plan["waves"], offline_plan["failures"]) == (live_plan["waves"], live_plan["failures"])
+    assert [failure["host"] for failure in live_plan["failures"]] == [down]
+    assert all(stats["unreachable"] == 0 and stats["changed"] == 0 for stats in offline.stats.values())
+
+    # A report of another component is refused before anything is planned, naming the field.
+    other = json.loads(report.read_text(encoding="utf-8")) | {"component": "otherd"}
+    (tmp_path / "other.json").write_text(json.dumps(other), encoding="utf-8")
+    refused = ansible(PLAN, inventory, extravars={"fleetpatch_manifest": str(manifest), "fleetpatch_detect_report": str(tmp_path / "other.json"),
+                                                  "ansible_ssh_executable": "/bin/false", **when})
+    assert refused.returncode == 2
+    assert "component: the report is of component 'otherd', the manifest FP-2025-14847 of 'fpdemo'" in refused.stdout
 
 
 def test_a_surveys_scalar_answers_set_the_policy(fleet, ansible, tmp_path):

@@ -116,15 +116,20 @@ def test_rollback_rows_are_sorted_and_fill_blanks():
 
 
 @pytest.mark.parametrize(("result", "expected"), [
-    ({"version": "7.0.27", "affected": True, "fixed": False, "applied": [{"patch": "FP-1"}, {"patch": "FP-2"}]},
-     {"version": "7.0.27", "affected": True, "fixed": False, "applied": ["FP-1", "FP-2"], "msg": ""}),
+    ({"version": "7.0.27", "affected": True, "fixed": False, "applied": [{"patch": "FP-1"}, {"patch": "FP-2"}], "changed": False},
+     {"version": "7.0.27", "affected": True, "fixed": False, "applied": ["FP-1", "FP-2"], "msg": "",
+      "detected": {"version": "7.0.27", "affected": True, "fixed": False, "applied": [{"patch": "FP-1"}, {"patch": "FP-2"}]}}),
     ({"version": "7.0.28", "affected": None, "fixed": None, "applied": None},
-     {"version": "7.0.28", "affected": None, "fixed": None, "applied": [], "msg": ""}),
+     {"version": "7.0.28", "affected": None, "fixed": None, "applied": [], "msg": "",
+      "detected": {"version": "7.0.28", "affected": None, "fixed": None, "applied": None}}),
     ({"unreachable": True, "msg": "Failed to connect"},
-     {"version": "unknown", "affected": "unknown", "fixed": "unknown", "applied": [], "msg": "Failed to connect"}),
+     {"version": "unknown", "affected": "unknown", "fixed": "unknown", "applied": [], "msg": "Failed to connect",
+      "detected": {"unreachable": True, "msg": "Failed to connect"}}),
     ({"failed": True, "msg": "no such install_dir", "version": "7.0.1"},
-     {"version": "unknown", "affected": "unknown", "fixed": "unknown", "applied": [], "msg": "no such install_dir"}),
-    (None, {"version": "unknown", "affected": "unknown", "fixed": "unknown", "applied": [], "msg": "not reached"}),
+     {"version": "unknown", "affected": "unknown", "fixed": "unknown", "applied": [], "msg": "no such install_dir",
+      "detected": {"failed": True, "msg": "no such install_dir"}}),
+    (None, {"version": "unknown", "affected": "unknown", "fixed": "unknown", "applied": [], "msg": "not reached",
+            "detected": {"msg": "not reached"}}),
 ])
 def test_detect_rows(result, expected):
     facts = {"region": "us", "found": result} if result is not None else {"region": "us"}
