@@ -59,7 +59,7 @@ from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._windows import
     PLAN_SCHEMA, UTC, WindowError, format_utc, parse_utc, parse_window, window_key, window_state,
 )
 
-__all__ = ["DEFAULT_POLICY", "PlanError", "POLICY_INPUTS", "UNREACHABLE_MODES", "plan_waves", "policy_with_inputs", "unjudged_apply", "validate_policy"]
+__all__ = ["DEFAULT_POLICY", "PlanError", "POLICY_INPUTS", "follow_up", "UNREACHABLE_MODES", "plan_waves", "policy_with_inputs", "unjudged_apply", "validate_policy"]
 
 DEFAULT_POLICY = {
     "canary": {"count": 1, "spread": "regions"},
@@ -456,6 +456,7 @@ class _Decider:
         self.lead_time = lead_time
         self.notifications = notifications
         self.now = now
+        self.lead_passes = {}  # customer -> when the lead time since its notice passes, for a customer told too late
         self.emergency_note = None
         if urgency == "emergency":
             self.emergency_note = f"emergency patch: windows overridden, decided by {emergency['decided_by']}: {emergency['justification']}"
@@ -476,8 +477,9 @@ class _Decider:
         if ok:
             how = f"by {record['by']} via {record['channel']}"
             return True, f"urgent patch: customer {customer} notified at {told} {how}, at least the lead time {lead} ago", None
+        self.lead_passes[customer] = format_utc(record["notified_at"] + self.lead_time)
         return False, None, (f"urgent patch: customer {customer} notified at {told}, lead time {lead} not reached until "
-                             f"{format_utc(record['notified_at'] + self.lead_time)}, so its window holds")
+                             f"{self.lead_passes[customer]}, so its window holds")
 
     def state(self, window):
         """``(open window's end as text or None, next start, next end)`` of a window at now."""
@@ -489,11 +491,28 @@ class _Decider:
         )
 
 
-def _deferred(host, reason, detail, next_start, next_end):
+def _deferred(host, reason, detail, next_start, next_end, lead_passes=None):
+    """A deferred host, with when a next run could patch it (``progress_at``): its next window, or sooner the moment
+    the lead time since its customer's notice passes (an urgent patch may then override the window)."""
+    progress_at, progress = next_start, "its next maintenance window opens" if next_start else None
+    if lead_passes and (progress_at is None or lead_passes < progress_at):
+        progress_at, progress = lead_passes, f"the lead time since customer {host.customer}'s notice passes"
     return {
         "host": host.name, "region": host.region, "cluster": host.cluster, "customer": host.customer, "version": host.version,
         "reason": reason, "detail": detail, "next_window": next_start, "next_window_end": next_end,
+        "progress_at": progress_at, "progress": progress,
     }
+
+
+def follow_up(deferred):
+    """When a next run would make progress on the ``deferred`` hosts of a plan: the earliest ``progress_at``, the
+    hosts it frees and why (``{"at", "hosts", "why"}``), or None when no deferred host would ever be freed by time."""
+    timed = [entry for entry in deferred if entry.get("progress_at")]
+    if not timed:
+        return None
+    at = min(entry["progress_at"] for entry in timed)
+    first = [entry for entry in timed if entry["progress_at"] == at]
+    return {"at": at, "hosts": sorted(entry["host"] for entry in first), "why": sorted({entry["progress"] for entry in first})}
 
 
 def _duration_text(delta):
@@ -744,7 +763,7 @@ def _plan(hosts, patch_id, urgency, affected, fixed, compatible, lead_time, poli
             overrides.append({"host": host.name, "customer": host.customer, "reason": urgency, "detail": host.note, "next_window": host.next_window})
             planned.append(host)
         elif decision == "deferred":
-            deferred.append(_deferred(host, "outside_window", host.note, *host.next_window))
+            deferred.append(_deferred(host, "outside_window", host.note, *host.next_window, lead_passes=decider.lead_passes.get(host.customer)))
         elif decision == "none":
             host.window = "none"
             host.note = "no maintenance window" + (f"; {host.note}" if host.note else "")
@@ -772,6 +791,7 @@ def _plan(hosts, patch_id, urgency, affected, fixed, compatible, lead_time, poli
         "deferred": deferred,
         "overrides": overrides,
         "failures": failures,
+        "follow_up": follow_up(deferred),
         "summary": {
             "hosts": len(items),
             "planned": len(planned),

@@ -514,6 +514,9 @@ def test_an_urgent_patch_overrides_only_the_windows_of_customers_told_the_lead_t
     status = statuses(run)
     assert status["told"] == ("patched", "")
     assert status["late"] == status["untold"] == ("deferred", f"next window {NEXT_SATURDAY}")
+    # The follow-up: globex's lead time passes one second after this run's now, long before Saturday.
+    assert once(run, "Say when a next run would make progress on the deferred hosts")["msg"] == (
+        "A next run makes progress at 2026-03-03T01:30:01Z or later: the lead time since customer globex's notice passes (late)")
     (recorded,) = audit_records(tmp_path, "plan")
     assert [(o["host"], o["customer"], o["reason"]) for o in recorded["data"]["overrides"]] == [("told", "acme", "urgent")]
     assert [(d["host"], d["customer"], d["next_window"]) for d in recorded["data"]["deferred"]] == [

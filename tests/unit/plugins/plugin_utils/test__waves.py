@@ -393,8 +393,10 @@ def test_routine_defers_hosts_outside_their_window():
         "host": "out", "region": "r", "cluster": None, "customer": "acme", "version": "7.0.26", "reason": "outside_window",
         "detail": "routine patch: only inside the maintenance window",
         "next_window": "2026-03-07T01:00:00Z", "next_window_end": "2026-03-07T05:00:00Z",
+        "progress_at": "2026-03-07T01:00:00Z", "progress": "its next maintenance window opens",
     }]
     assert result["overrides"] == []
+    assert result["follow_up"] == {"at": "2026-03-07T01:00:00Z", "hosts": ["out"], "why": ["its next maintenance window opens"]}
 
 
 def test_customer_windows_and_unwindowed_defer():
@@ -405,6 +407,8 @@ def test_customer_windows_and_unwindowed_defer():
         ("acme-1", "outside_window", "2026-03-07T01:00:00Z"),
         ("nobody", "no_window", None),
     ]
+    # A host deferred for having no window is never freed by time; the follow-up names the one that is.
+    assert result["follow_up"] == {"at": "2026-03-07T01:00:00Z", "hosts": ["acme-1"], "why": ["its next maintenance window opens"]}
 
 
 NOTIFIED = {"notifications": [
@@ -437,6 +441,14 @@ def test_urgent_overrides_only_pre_notified_customers():
         ("nobody-1", "urgent patch: the host has no customer to pre-notify, so its window holds"),
     ]
     assert {entry["next_window"] for entry in result["deferred"]} == {"2026-03-07T01:00:00Z"}
+    # globex was told 1 s too late: a run after its lead time passes may override its window, long before Saturday.
+    assert {entry["host"]: (entry["progress_at"], entry["progress"]) for entry in result["deferred"]} == {
+        "globex-1": ("2026-03-03T01:30:01Z", "the lead time since customer globex's notice passes"),
+        "hooli-1": ("2026-03-07T01:00:00Z", "its next maintenance window opens"),
+        "nobody-1": ("2026-03-07T01:00:00Z", "its next maintenance window opens"),
+    }
+    assert result["follow_up"] == {"at": "2026-03-03T01:30:01Z", "hosts": ["globex-1"],
+                                   "why": ["the lead time since customer globex's notice passes"]}
 
 
 def test_urgent_without_notification_file_defers_out_of_window_hosts():
@@ -756,3 +768,8 @@ def test_a_policy_input_that_breaks_the_policy_is_named_when_the_plan_is_checked
     with pytest.raises(PlanError) as raised:
         validate_policy(policy_with_inputs({}, {"unwindowed": "sometimes"}))
     assert "policy.unwindowed" in str(raised.value) and "'sometimes'" in str(raised.value)
+
+
+def test_no_deferred_host_no_follow_up():
+    result = plan({"free": host("r")}, NO_CANARY)
+    assert result["deferred"] == [] and result["follow_up"] is None
