@@ -167,8 +167,15 @@ _value:
       description:
         - Hosts that wait for their maintenance window, with C(reason) (V(outside_window) or V(no_window)),
           C(detail), C(next_window) and C(next_window_end).
+        - C(progress_at) is when a next run could patch the host (its next window, or sooner the moment the lead
+          time since its customer's late notice passes), and C(progress) says which; V(null) for V(no_window).
       type: list
       elements: dict
+    follow_up:
+      description:
+        - When a next run would make progress on the deferred hosts, the earliest C(progress_at), with C(at), the
+          C(hosts) it frees and C(why); V(null) when no deferred host is freed by time.
+      type: dict
     overrides:
       description: Hosts whose closed window was overridden, with C(reason) (V(urgent) or V(emergency)) and C(detail).
       type: list
