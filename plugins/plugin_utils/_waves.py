@@ -59,7 +59,10 @@ from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._windows import
     PLAN_SCHEMA, UTC, WindowError, format_utc, parse_utc, parse_window, window_key, window_state,
 )
 
-__all__ = ["DEFAULT_POLICY", "PlanError", "POLICY_INPUTS", "follow_up", "UNREACHABLE_MODES", "plan_waves", "policy_with_inputs", "unjudged_apply", "validate_policy"]
+__all__ = [
+    "DEFAULT_POLICY", "PlanError", "POLICY_INPUTS", "UNREACHABLE_MODES", "follow_up", "plan_waves", "policy_with_inputs", "unjudged_apply",
+    "validate_policy",
+]
 
 DEFAULT_POLICY = {
     "canary": {"count": 1, "spread": "regions"},
