@@ -443,6 +443,7 @@ class Ledger:
         """Append ``record`` and rewrite the file atomically and durably (the run must hold the lock)."""
         if self._fd is None:
             raise NotifyError("ledger: not open for writing")
+        record = json.loads(json.dumps(record))  # plain str, whatever subclass the values came as (Ansible tags its strings)
         data = {**self.data, "notifications": [*self.data["notifications"], record]}
         checked = validate_notifications(data, self.path)
         if self.path.endswith(".json"):
