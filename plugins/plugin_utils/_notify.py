@@ -283,8 +283,18 @@ def render(source, name, variables):
     try:
         return environment.from_string(source).render(**variables)
     except TemplateError as exc:
-        line = getattr(exc, "lineno", None)
+        line = getattr(exc, "lineno", None) or _template_line(exc.__traceback__)
         raise NotifyError(f"{name}{f', line {line}' if line else ''}: {type(exc).__name__}: {exc}") from None
+
+
+def _template_line(trace):
+    """The template's line where a rendering error happened (Jinja2 maps its frames to ``<template>``), or None."""
+    line = None
+    while trace is not None:
+        if trace.tb_frame.f_code.co_filename == "<template>":
+            line = trace.tb_lineno
+        trace = trace.tb_next
+    return line
 
 
 def build_message(sender, to, subject, body, customer, patch_id, now):
