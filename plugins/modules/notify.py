@@ -13,7 +13,7 @@ description:
   - Finds the customers of the affected hosts among O(hosts) (a host whose detected version lies in the manifest's
     C(affected) range, by the rules of P(fleetpatch.rollout.wave_plan#filter); a host whose detection failed is
     never called affected and is returned in RV(unknown_hosts)) and sends each customer B(one) notice, to every
-    address its affected hosts name in C(customer_contact): the patch (its id, title, severity and urgency), the
+    address its affected hosts name in C(customer_contact). The notice gives the patch (its id, title, severity and urgency), the
     customer's hosts with their maintenance windows, and when the rollout may override those windows.
   - For an C(urgent) patch that is RV(notices[].overrides_from), the notice's time plus the manifest's
     C(notify.lead_time), cut down to the minute. The ledger records when the mail server accepted the notice,
