@@ -68,7 +68,7 @@ options:
     required: true
   policy:
     description:
-      - The rollout's policy (O(fleetpatch.rollout.rollout#role:fleetpatch_policy)); its C(customer_windows) stand in
+      - The rollout's policy (O(fleetpatch.rollout.rollout#role:main:fleetpatch_policy)); its C(customer_windows) stand in
         for hosts without a window of their own, and C(unwindowed) says what happens to hosts without any.
     type: dict
     default: {}
@@ -146,7 +146,6 @@ options:
     type: int
     default: 60
 seealso:
-  - role: fleetpatch.rollout.notify
   - plugin: fleetpatch.rollout.notifications
     plugin_type: lookup
 """

@@ -54,9 +54,11 @@ def _extravars(report, ledger, port):
             "fleetpatch_smtp_port": port, "fleetpatch_smtp_security": "none"}
 
 
+TELL = "Tell each customer of the affected hosts once (a customer in the ledger is not told again)"
+
+
 def _notices(run):
-    return {notice["customer"]: notice for notice in run.results("Tell each customer of the affected hosts once (a customer in the ledger "
-                                                                  "is not told again)")["acme-1"]["notices"]}
+    return {notice["customer"]: notice for notice in run.results(TELL)["acme-1"]["notices"]}
 
 
 def _ledger(path):
@@ -131,8 +133,8 @@ def test_notify_tells_each_affected_customer_once_survives_a_refusal_and_the_pla
         assert second.returncode == 0, second.stdout
         assert sorted(server.by_recipient()) == ["it@initech.example"]
     again = _notices(second)
-    assert {customer: notice["status"] for customer, notice in again.items()} == {"acme": "already_notified", "globex": "already_notified",
-                                                                                   "initech": "sent"}
+    statuses = {customer: notice["status"] for customer, notice in again.items()}
+    assert statuses == {"acme": "already_notified", "globex": "already_notified", "initech": "sent"}
     assert again["acme"]["notified_at"] == recorded[("acme", "FP-2025-14847")]
     later = _ledger(ledger)
     assert sorted(later) == [("acme", "FP-2025-14847"), ("globex", "FP-2025-14847"), ("initech", "FP-2025-14847")]
