@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fleetpatch_dev import manifests
+from fleetpatch_dev.fleet import HostSpec
 from fleetpatch_dev.mailserver import MailServer
 
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._manifest import load_manifest
@@ -57,8 +59,8 @@ def _extravars(report, ledger, port):
 TELL = "Tell each customer of the affected hosts once (a customer in the ledger is not told again)"
 
 
-def _notices(run):
-    return {notice["customer"]: notice for notice in run.results(TELL)["acme-1"]["notices"]}
+def _notices(run, first_host="acme-1"):
+    return {notice["customer"]: notice for notice in run.results(TELL)[first_host]["notices"]}
 
 
 def _ledger(path):
@@ -145,3 +147,19 @@ def test_notify_tells_each_affected_customer_once_survives_a_refusal_and_the_pla
     assert [entry["host"] for entry in plan["deferred"]] == ["initech-1"] and "lead time 15h not reached" in plan["deferred"][0]["detail"]
     plan = plan_waves(hosts, manifest, now=told_late + LEAD, notifications=str(ledger))
     assert sorted(entry["host"] for entry in plan["overrides"]) == ["acme-1", "globex-1", "initech-1"]
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_notify_detects_on_real_hosts_and_tells_only_the_affected_customer(fleet, ansible, tmp_path):
+    """Without a detection report the role asks every host what it runs (two test-fleet hosts, one already fixed)."""
+    fleet.add([HostSpec(name="old", version="7.0.26", customer="acme"), HostSpec(name="fixed", version="7.0.28", customer="globex")])
+    manifest = manifests.write(tmp_path, fleet.artifact("7.0.28"))
+    ledger = tmp_path / "notifications.yml"
+    with MailServer() as server:
+        extravars = {"fleetpatch_manifest": str(manifest), "fleetpatch_notifications": str(ledger), "fleetpatch_notify_sender": "noc@fleetpatch.example",
+                     "fleetpatch_smtp_host": "127.0.0.1", "fleetpatch_smtp_port": server.port, "fleetpatch_smtp_security": "none"}
+        run = ansible(PLAYBOOK, fleet.write_inventory(), extravars=extravars)
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert sorted(server.by_recipient()) == ["ops@acme.example"]
+    assert {customer: (notice["status"], notice["hosts"]) for customer, notice in _notices(run, "old").items()} == {"acme": ("sent", ["old"])}
+    assert sorted(_ledger(ledger)) == [("acme", "FP-2025-14847")]

@@ -128,7 +128,7 @@ def test_the_default_templates_say_patch_hosts_and_when():
     subject = _notify.render(TEMPLATES["subject"][1], "subject", variables)
     body = _notify.render(TEMPLATES["body"][1], "body", variables)
     assert subject == ("[HIGH] FP-2025-14847: fpdemo: POST /v1/echo answers more bytes than it was sent, leaking other requests' data - your "
-                       "maintenance windows are overridden from 2026-03-04T03:00:00Z")
+                       "maintenance windows may be overridden from 2026-03-04T03:00:00Z")
     for line in ("Patch:    FP-2025-14847 (CVE-2025-14847)\n", "Severity: high\n", "Urgency:  urgent\n",
                  "outside their maintenance windows from\n2026-03-04T03:00:00Z (UTC) on, 15h after this notice.",
                  "- a1 (eu-west), running fpdemo 7.0.26\n  maintenance window: tue, thu 02:00 for 4h (Europe/Berlin); next 2026-03-05T01:00:00Z to "
