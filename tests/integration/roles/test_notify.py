@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ import yaml
 
 from fleetpatch_dev import manifests
 from fleetpatch_dev.fleet import HostSpec
-from fleetpatch_dev.mailserver import MailServer
+from fleetpatch_dev.mailserver import MailServer, make_certificate
 
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._manifest import load_manifest
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._waves import plan_waves
@@ -163,3 +165,33 @@ def test_notify_detects_on_real_hosts_and_tells_only_the_affected_customer(fleet
         assert sorted(server.by_recipient()) == ["ops@acme.example"]
     assert {customer: (notice["status"], notice["hosts"]) for customer, notice in _notices(run, "old").items()} == {"acme": ("sent", ["old"])}
     assert sorted(_ledger(ledger)) == [("acme", "FP-2025-14847")]
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_starttls_and_a_vaulted_password_that_nothing_keeps(tmp_path, ansible):
+    """The login's password comes from a vaulted inventory variable: it reaches the server, and no output (-vvv),
+    ledger or audit record holds it."""
+    secret = "n0t-in-any-log-7f3a"
+    vault_pass = tmp_path / "vault-pass"
+    vault_pass.write_text("vault-key-for-this-test\n")
+    encrypted = subprocess.run([str(Path(sys.executable).parent / "ansible-vault"), "encrypt_string", "--vault-password-file", str(vault_pass),
+                                secret, "--name", "fleetpatch_smtp_password"], capture_output=True, text=True, check=True).stdout
+    inventory, report, _hostvars = _setup(tmp_path)
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "all.yml").write_text(encrypted, encoding="utf-8")
+    cert, key = make_certificate(tmp_path)
+    ledger = tmp_path / "notifications.yml"
+    audit_log = tmp_path / "audit" / "audit.jsonl"
+    with MailServer(tls_files=(cert, key), login=("fleetpatch", secret)) as server:
+        extravars = {**_extravars(report, ledger, server.port), "fleetpatch_smtp_security": "starttls", "fleetpatch_smtp_username": "fleetpatch",
+                     "fleetpatch_smtp_ca_file": str(cert)}
+        run = ansible(PLAYBOOK, inventory, extravars=extravars, env={
+            "ANSIBLE_VAULT_PASSWORD_FILE": str(vault_pass), "ANSIBLE_VERBOSITY": "3",
+            "ANSIBLE_CALLBACKS_ENABLED": "fleetpatch.rollout.audit", "FLEETPATCH_AUDIT_LOG": str(audit_log)})
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert sorted(server.by_recipient()) == ["it@initech.example", "ops@acme.example", "sec@globex.example"]
+        assert server.logins == ["fleetpatch"] * 3
+    assert sorted(_ledger(ledger)) == [("acme", "FP-2025-14847"), ("globex", "FP-2025-14847"), ("initech", "FP-2025-14847")]
+    events = json.dumps(run.events)
+    for text in (run.stdout, events, ledger.read_text(), audit_log.read_text()):
+        assert secret not in text
