@@ -2,11 +2,13 @@
 
 :class:`MailServer` runs aiosmtpd's SMTP server in a thread of the test on 127.0.0.1 and keeps every message it
 accepted (:attr:`MailServer.messages`, parsed). It can refuse chosen recipients with a 550 at RCPT TO, and speak
-STARTTLS with a login (a certificate made for 127.0.0.1 by :func:`make_certificate`), refusing mail without both.
+STARTTLS with a login (a certificate made for 127.0.0.1 by :func:`make_certificate`), refusing mail without both,
+and take its time to accept each message (``delay``), as a busy relay does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import email
 import email.policy
@@ -73,6 +75,8 @@ class _Handler:
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
         del server, session
+        if self.server.delay:
+            await asyncio.sleep(self.server.delay)
         message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
         with self.server.lock:
             self.server.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
@@ -82,8 +86,9 @@ class _Handler:
 class MailServer:
     """aiosmtpd on 127.0.0.1 at a free port; a context manager that stops it at the end."""
 
-    def __init__(self, refuse=(), tls_files: tuple[Path, Path] | None = None, login: tuple[str, str] | None = None) -> None:
+    def __init__(self, refuse=(), tls_files: tuple[Path, Path] | None = None, login: tuple[str, str] | None = None, delay: float = 0.0) -> None:
         self.refuse = {address.lower() for address in refuse}
+        self.delay = delay
         self.messages: list[Received] = []
         self.logins: list[str] = []
         self.lock = threading.Lock()

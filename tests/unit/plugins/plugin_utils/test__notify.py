@@ -6,6 +6,7 @@ import datetime
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -205,6 +206,30 @@ def test_check_mode_and_a_broken_template_send_and_write_nothing(tmp_path):
             _notify.send_notices(plan, ledger, broken, SENDER, transport=transport)
         assert server.messages == []
     assert sorted(os.listdir(tmp_path)) == ["notifications.yml.lock"]
+
+
+def test_two_runs_at_once_tell_each_customer_once(tmp_path):
+    """Each run holds the ledger's lock from its read to its last record: the second reads what the first recorded.
+    The server takes 0.3 s a message, so that without the lock both runs would read an empty ledger and send."""
+    plan = _plan(a1=host(), g1=host("globex", contact="sec@globex.example"))
+    ledger_path = tmp_path / "notifications.yml"
+    outcomes = []
+
+    def run(transport):
+        with _notify.Ledger(ledger_path, lock_timeout=30) as ledger:
+            outcomes.append(sorted((result["customer"], result["status"]) for result in _notify.send_notices(plan, ledger, TEMPLATES, SENDER,
+                                                                                                              transport=transport)))
+
+    with MailServer(delay=0.3) as server:
+        transport = _notify.SmtpTransport("127.0.0.1", server.port, security="none", timeout=10)
+        runs = [threading.Thread(target=run, args=(transport,)) for _ in range(2)]
+        for thread in runs:
+            thread.start()
+        for thread in runs:
+            thread.join(60)
+        assert {address: len(messages) for address, messages in server.by_recipient().items()} == {"ops@acme.example": 1, "sec@globex.example": 1}
+    assert sorted(outcomes) == [[("acme", "already_notified"), ("globex", "already_notified")], [("acme", "sent"), ("globex", "sent")]]
+    assert _records(ledger_path) == [("acme", "FP-2025-14847"), ("globex", "FP-2025-14847")]
 
 
 def test_the_ledger_keeps_hand_written_records_and_refuses_a_bad_one(tmp_path):
