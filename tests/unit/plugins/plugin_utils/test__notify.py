@@ -122,6 +122,15 @@ def test_an_open_window_is_shown_open_and_a_customer_window_stands_in():
                    "next_window": "2026-03-03T12:00:00Z", "next_window_end": "2026-03-03T14:00:00Z", "overridden": False}
 
 
+def test_the_default_body_says_until_when_an_open_window_is_open():
+    policy = {"customer_windows": {"acme": {"days": ["tue"], "start": "12:00", "duration": "2h", "timezone": "UTC"}}}
+    plan = _notify.plan_notices({"a1": host()}, manifest(urgency="routine"), policy=policy)
+    view = _notify.notice_view(plan, plan.customers[0], NOW)
+    body = _notify.render(TEMPLATES["body"][1], "body", {"notice": view, "patch": view["patch"], "sender": SENDER})
+    assert "Each host is patched inside its next maintenance window." in body
+    assert "  maintenance window: tue 12:00 for 2h (UTC); open now, until 2026-03-03T14:00:00Z\n" in body
+
+
 def test_the_default_templates_say_patch_hosts_and_when():
     plan = _notify.plan_notices({"a1": host(window=BERLIN, region="eu-west"), "a2": host(version="7.0.27")}, MANIFEST)
     view = _notify.notice_view(plan, plan.customers[0], NOW)
