@@ -226,12 +226,12 @@ def test_two_runs_at_once_tell_each_customer_once(tmp_path):
 
     def run(transport):
         with _notify.Ledger(ledger_path, lock_timeout=30) as ledger:
-            outcomes.append(sorted((result["customer"], result["status"]) for result in _notify.send_notices(plan, ledger, TEMPLATES, SENDER,
-                                                                                                              transport=transport)))
+            results = _notify.send_notices(plan, ledger, TEMPLATES, SENDER, transport=transport)
+        outcomes.append(sorted((result["customer"], result["status"]) for result in results))
 
     with MailServer(delay=0.3) as server:
         transport = _notify.SmtpTransport("127.0.0.1", server.port, security="none", timeout=10)
-        runs = [threading.Thread(target=run, args=(transport,)) for _ in range(2)]
+        runs = [threading.Thread(target=run, args=(transport,)), threading.Thread(target=run, args=(transport,))]
         for thread in runs:
             thread.start()
         for thread in runs:
