@@ -18,7 +18,7 @@ from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._approvals impo
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._secrets import vault_plaintexts, vaulted
 
 MODULE = "fleetpatch.rollout.audit_event"
-KINDS = ("approval", "plan", "wave_start", "wave_end", "gate", "rollback", "rollback_start", "rollback_end", "verified", "lock", "note")
+KINDS = ("approval", "plan", "wave_start", "wave_end", "gate", "rollback", "rollback_start", "rollback_end", "verified", "lock", "note", "notification")
 
 ARGUMENT_SPEC = {
     "kind": {"type": "str", "required": True, "choices": list(KINDS)},

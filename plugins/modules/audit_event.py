@@ -63,9 +63,10 @@ options:
       - V(rollback) records hosts rolled back (a halted wave's, or a round of a fleet-wide rollback with each
         host's outcome in O(data)); V(rollback_start) and V(rollback_end) open and close a fleet-wide rollback
         (P(fleetpatch.rollout.rollback#role)).
+      - V(notification) records a customer told of a patch, or a notice that failed (P(fleetpatch.rollout.notify#role)).
     type: str
     required: true
-    choices: [approval, plan, wave_start, wave_end, gate, rollback, rollback_start, rollback_end, verified, lock, note]
+    choices: [approval, plan, wave_start, wave_end, gate, rollback, rollback_start, rollback_end, verified, lock, note, notification]
   approved_by:
     description:
       - Who approved the patch. Required with O(kind=approval), given here or by C(fleetpatch_approved_by).

@@ -18,8 +18,8 @@ The record is a YAML or JSON file that ``notifications.schema.json`` next to thi
 
 An urgent patch may override a host's maintenance window only when the host's customer has a record for the
 patch with ``notified_at + notify.lead_time <= now`` (:func:`notified_since`). A customer told several times
-counts from the earliest record. The notification playbook of the communication issue will write this file;
-until then it is written by hand.
+counts from the earliest record. The ``fleetpatch.rollout.notify`` role keeps this file (``_notify.py``); a
+record written by hand counts the same.
 """
 
 from __future__ import annotations

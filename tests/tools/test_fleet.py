@@ -164,6 +164,10 @@ def test_demo_layout_spreads_regions_clusters_and_versions():
     assert clusters == {"eu-west-db": ["primary", "secondary", "secondary"], "us-east-db": ["primary", "secondary", "secondary"]}
     assert {spec.version for spec in specs} == {"7.0.26", "7.0.27", "7.0.28"}
     assert all(spec.maintenance_window["timezone"] for spec in specs)
+    # Every customer has one contact, on each of its hosts (the notify role writes to it).
+    contacts = {spec.customer: spec.hostvars()["customer_contact"] for spec in specs}
+    assert contacts["acme"] == "Acme Ops <ops@acme.example>"
+    assert {spec.hostvars()["customer_contact"] for spec in specs} == set(contacts.values()) and len(contacts) == 6
 
 
 @pytest.mark.parametrize("workdir", ["/root/fleet", "/var/tmp/fleet", "/srv/x/fleet"])

@@ -58,6 +58,11 @@ WINDOW_ZONES = {
 }
 
 
+def customer_contact(customer: str) -> str:
+    """The address a customer's notices go to in the test fleet (its hosts' ``customer_contact``)."""
+    return f"{customer.title()} Ops <ops@{customer}.example>"
+
+
 class FleetError(Exception):
     """A fleet operation failed; the message says which host and what."""
 
@@ -74,6 +79,11 @@ class HostSpec:
     cluster_role: str | None = None
     customer: str = "acme"
     maintenance_window: dict | None = None
+    customer_contact: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.customer_contact is None:
+            self.customer_contact = customer_contact(self.customer)
 
     def hostvars(self) -> dict:
         """The host variables the inventory carries for this host."""
@@ -81,6 +91,7 @@ class HostSpec:
             "region": self.region,
             "zone": self.zone,
             "customer": self.customer,
+            "customer_contact": self.customer_contact,
             "maintenance_window": self.maintenance_window,
         }
         if self.cluster:
