@@ -8,12 +8,11 @@ The logic is plugins/plugin_utils/_notify.py; this finds the files, reads the ar
 
 from __future__ import annotations
 
-import json
-
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _notify
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._detect_report import DetectReportError, read_detect_report
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._search_path import SearchPathError, find_file, inventory_dirs, task_file
 
 MODULE = "fleetpatch.rollout.notify"
@@ -55,7 +54,7 @@ class ActionModule(ActionBase):
         try:
             templates = {part: self._template(args[f"{part}_template"], task_vars) for part in ("subject", "body")}
             ledger_path = self._ledger_path(args["ledger"], task_vars)
-            report = self._report(args["detect_report"], task_vars) if args["detect_report"] else None
+            report = self._report(args["detect_report"], task_vars, args["manifest"]) if args["detect_report"] else None
             plan = _notify.plan_notices(args["hosts"], args["manifest"], policy=args["policy"], detect_key=args["detect_key"], report=report)
             transport = None if check_mode else _notify.SmtpTransport(
                 args["smtp_host"], args["smtp_port"], security=args["smtp_security"], username=args["smtp_username"],
@@ -82,16 +81,12 @@ class ActionModule(ActionBase):
         except OSError as exc:
             raise _notify.NotifyError(f"template {name}: cannot read it: {exc.strerror or exc}") from None
 
-    def _report(self, needle, task_vars):
-        """The rows of a detection report (JSON), found as Ansible finds files."""
-        path = task_file(self, needle, task_vars)
+    def _report(self, needle, task_vars, manifest):
+        """Each host's detection in a detection report, found as Ansible finds files and checked for the manifest."""
         try:
-            with open(path, encoding="utf-8") as handle:
-                return json.load(handle)
-        except OSError as exc:
-            raise _notify.NotifyError(f"detect report {path}: cannot read it: {exc.strerror or exc}") from None
-        except ValueError as exc:
-            raise _notify.NotifyError(f"detect report {path}: not JSON: {exc}") from None
+            return read_detect_report(task_file(self, needle, task_vars), manifest=manifest)["hosts"]
+        except DetectReportError as exc:
+            raise _notify.NotifyError(f"detect report {exc}") from None
 
     def _ledger_path(self, needle, task_vars):
         """The ledger's path: absolute as given, or found as Ansible finds files; a new one beside the inventory."""

@@ -78,9 +78,10 @@ options:
     default: detect
   detect_report:
     description:
-      - A detection report on the controller (the JSON rows the P(fleetpatch.rollout.detect#role) role writes,
-        each with C(host) and C(version)), found as Ansible finds files. When given, it says what each host runs
-        instead of O(detect_key), and a host it does not list is unknown.
+      - A detection report on the controller (the JSON the P(fleetpatch.rollout.detect#role) role writes, read by
+        P(fleetpatch.rollout.detect_report#lookup)), found as Ansible finds files. When given, it says what each host
+        runs instead of O(detect_key), and a host it does not list is unknown. A report of another component or
+        install directory than O(manifest)'s is refused.
     type: str
   ledger:
     description:

@@ -129,9 +129,9 @@ def plan_notices(hosts, manifest, policy=None, detect_key="detect", report=None)
     ``customer_contact`` (an address, or a list), ``maintenance_window``, ``region``, ``cluster`` and the detection
     result under ``detect_key`` (or ``version``, as a detect report's rows give it). ``policy`` is the rollout's:
     its ``customer_windows`` stand in for hosts without a window of their own, its ``unwindowed`` says what
-    happens to hosts without any. ``report``, when given, is a detection report (the rows the
-    ``fleetpatch.rollout.detect`` role writes: ``host``, ``version``): it says what each host runs instead, and a
-    host it does not list is unknown.
+    happens to hosts without any. ``report``, when given, is what a detection report found per host (the
+    ``hosts`` mapping of ``_detect_report.read_detect_report``: host name to its detection result): it says what
+    each host runs instead, read by the planner's rules, and a host it does not list is unknown.
     """
     try:
         patch_id, urgency, affected, _fixed, _compatible, lead_time = _manifest_rules(manifest)
@@ -155,7 +155,7 @@ def plan_notices(hosts, manifest, policy=None, detect_key="detect", report=None)
         if rows is None:
             version, why, _lost = _detected(facts, detect_key)
         elif name in rows:
-            version, why, _lost = _detected({"version": rows[name].get("version")}, detect_key)
+            version, why, _lost = _detected({detect_key: rows[name]}, detect_key)
         else:
             version, why = None, "not in the detection report"
         if version is None:
@@ -210,15 +210,13 @@ def plan_notices(hosts, manifest, policy=None, detect_key="detect", report=None)
 
 
 def _report_rows(report):
-    """A detection report's rows by host; NotifyError naming the row otherwise."""
-    if not isinstance(report, list):
-        raise NotifyError(f"detect report: expected the list of rows a detection writes, got {type(report).__name__} {short_repr(report)}")
-    rows = {}
-    for index, row in enumerate(report):
-        if not isinstance(row, dict) or not isinstance(row.get("host"), str) or not row["host"]:
-            raise NotifyError(f"detect report[{index}]: expected a row with host and version, got {short_repr(row)}")
-        rows[row["host"]] = row
-    return rows
+    """A detection report's results by host; NotifyError naming the entry otherwise."""
+    if not isinstance(report, dict):
+        raise NotifyError(f"detect report: expected the detection result of each host by name, got {type(report).__name__} {short_repr(report)}")
+    for host, detected in report.items():
+        if not isinstance(detected, dict):
+            raise NotifyError(f"detect report: {host}: expected a detection result, got {short_repr(detected)}")
+    return report
 
 
 def _floor_minute(moment):

@@ -48,7 +48,10 @@ def _setup(tmp_path):
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": hostvars}}), encoding="utf-8")
     report = tmp_path / "detect.json"
-    report.write_text(json.dumps([{"host": name, "version": version} for name, (_c, version) in HOSTS.items() if version]), encoding="utf-8")
+    # A detection report as the detect role writes it (detect_report.schema.json).
+    rows = [{"host": name, "detected": {"version": version}} for name, (_c, version) in HOSTS.items() if version]
+    report.write_text(json.dumps({"format": 1, "detected_at": "2026-03-03T12:00:00Z", "component": "fpdemo", "install_dir": "/srv/fpdemo",
+                                  "patch": "FP-2025-14847", "hosts": rows}), encoding="utf-8")
     return inventory, report, hostvars
 
 

@@ -69,10 +69,12 @@ def test_who_is_told(hosts, told, unknown, no_customer):
 def test_a_detection_report_says_what_hosts_run_and_a_host_it_lacks_is_unknown():
     hosts = {"a1": {"customer": "acme", "customer_contact": "ops@acme.example"}, "a2": {"customer": "acme", "customer_contact": "ops@acme.example"},
              "a3": {"customer": "acme"}}
-    report = [{"host": "a1", "version": "7.0.26"}, {"host": "a2", "version": "unknown"}, {"host": "elsewhere", "version": "7.0.26"}]
+    # What a detection report found (read_detect_report's hosts): a2 was unreachable.
+    report = {"a1": {"version": "7.0.26", "affected": True}, "a2": {"unreachable": True, "msg": "Failed to connect"},
+              "elsewhere": {"version": "7.0.26"}}
     plan = _notify.plan_notices(hosts, MANIFEST, report=report)
     assert [[row["host"] for row in entry["hosts"]] for entry in plan.customers] == [["a1"]]
-    assert [(row["host"], row["why"]) for row in plan.unknown] == [("a2", "no detection result"), ("a3", "not in the detection report")]
+    assert [(row["host"], row["why"]) for row in plan.unknown] == [("a2", "'Failed to connect'"), ("a3", "not in the detection report")]
 
 
 @pytest.mark.parametrize(
@@ -83,10 +85,11 @@ def test_a_detection_report_says_what_hosts_run_and_a_host_it_lacks_is_unknown()
         ({"a1": host(customer="")}, None, ["a1: customer: '' is not a non-empty string"]),
         ({"a1": host(window={**BERLIN, "timezone": "Mars/Base"})}, None, ["a1: maintenance_window.timezone: 'Mars/Base' is not an IANA time zone such as "
                                                                           "'Europe/Berlin'"]),
-        ({"a1": host()}, {"a1": "7.0.26"}, ["detect report: expected the list of rows a detection writes, got dict {'a1': '7.0.26'}"]),
-        ({"a1": host()}, [{"version": "7.0.26"}], ["detect report[0]: expected a row with host and version, got {'version': '7.0.26'}"]),
+        ({"a1": host()}, {"a1": "7.0.26"}, ["detect report: a1: expected a detection result, got '7.0.26'"]),
+        ({"a1": host()}, [{"host": "a1", "version": "7.0.26"}],
+         ["detect report: expected the detection result of each host by name, got list [{'host': 'a1', 'version': '7.0.26'}]"]),
     ],
-    ids=["contact-text", "contact-number", "customer-empty", "window-zone", "report-mapping", "report-row"],
+    ids=["contact-text", "contact-number", "customer-empty", "window-zone", "report-entry", "report-rows"],
 )
 def test_bad_input_is_refused_naming_host_field_and_value(hosts, report, errors):
     with pytest.raises(_notify.NotifyError) as raised:
