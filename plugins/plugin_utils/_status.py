@@ -41,11 +41,13 @@ import datetime
 import html
 import io
 import json
+import os
+import tempfile
 from collections.abc import Mapping, Sequence
 
 __all__ = [
     "BLOCKING", "STATES", "StatusError", "fleet_report", "history", "host_state", "publish_gate", "read_trail", "render",
-    "render_csv", "render_html",
+    "render_csv", "render_html", "write_files",
 ]
 
 STATES = ("patched", "affected", "deferred", "failed", "rolled back", "unknown", "not affected")
@@ -463,3 +465,55 @@ def publish_gate(report):
     else:
         msg = f"{patch}: every host in scope is patched or deferred with a reason ({tally})"
     return {"ready": bool(report["hosts"]) and not blocking, "counts": counts, "blocking": blocking, "msg": msg}
+
+
+def write_files(directory, files, check_mode=False):
+    """Write ``files`` (a mapping of file names to their text) into ``directory`` on the controller, each atomically.
+
+    Each file is written to a temporary file in ``directory``, fsynced and renamed over the old one, then the
+    directory is fsynced: a reader sees the old file or the new one, never a torn one. A file whose text is already
+    there is not rewritten. Returns the paths that changed (or would, in check mode), in the order given.
+    """
+    if not isinstance(directory, str) or not directory:
+        raise StatusError(f"dest: expected a directory path, got {directory!r}")
+    if not isinstance(files, Mapping) or not files:
+        raise StatusError(f"files: expected a mapping of file names to their text, got {files!r}")
+    for name, text in files.items():
+        if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\0" in name:
+            raise StatusError(f"files: {name!r} is not a plain file name (no directory part)")
+        if not isinstance(text, str):
+            raise StatusError(f"files.{name}: expected the file's text, got {type(text).__name__}")
+    changed = []
+    for name, text in files.items():
+        path = os.path.join(directory, name)
+        data = text.encode("utf-8")
+        try:
+            with open(path, "rb") as handle:
+                if handle.read() == data:
+                    continue
+        except OSError:
+            pass
+        changed.append(path)
+        if check_mode:
+            continue
+        try:
+            os.makedirs(directory, mode=0o755, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.chmod(temporary, 0o644)
+                os.replace(temporary, path)
+            except BaseException:
+                os.unlink(temporary)
+                raise
+            directory_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(directory_fd)
+            finally:
+                os.close(directory_fd)
+        except OSError as exc:
+            raise StatusError(f"{path}: cannot be written: {exc.strerror or exc}") from None
+    return changed

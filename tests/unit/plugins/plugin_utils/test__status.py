@@ -10,7 +10,7 @@ import json
 import pytest
 
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._status import (
-    BLOCKING, STATES, StatusError, fleet_report, history, host_state, publish_gate, read_trail, render, render_csv, render_html,
+    BLOCKING, STATES, StatusError, fleet_report, history, host_state, publish_gate, read_trail, render, render_csv, render_html, write_files,
 )
 
 PATCH = "FP-2025-14847"
@@ -250,3 +250,34 @@ def test_publish_gate_passes_when_every_host_is_patched_deferred_with_a_reason_o
 def test_publish_gate_refuses_an_empty_scope():
     gate = publish_gate(fleet_report({}, [], MANIFEST))
     assert gate["ready"] is False and "no host in scope" in gate["msg"]
+
+
+def test_write_files_writes_each_file_atomically_and_leaves_unchanged_ones_alone(tmp_path):
+    directory = tmp_path / "reports" / "new"
+    files = {"a.json": "{}\n", "a.html": "<p>é</p>\n"}
+    assert write_files(str(directory), files, check_mode=True) == [str(directory / "a.json"), str(directory / "a.html")]
+    assert not directory.exists()
+    assert write_files(str(directory), files) == [str(directory / "a.json"), str(directory / "a.html")]
+    assert (directory / "a.html").read_text(encoding="utf-8") == "<p>é</p>\n" and (directory / "a.json").stat().st_mode & 0o777 == 0o644
+    assert write_files(str(directory), files) == []
+    assert write_files(str(directory), {**files, "a.json": "[]\n"}) == [str(directory / "a.json")]
+    assert sorted(path.name for path in directory.iterdir()) == ["a.html", "a.json"]  # no temporary file left
+
+
+@pytest.mark.parametrize(("dest", "files", "message"), [
+    ("", {"a": ""}, "dest: expected a directory path, got ''"),
+    ("/tmp", {}, "files: expected a mapping of file names to their text, got {}"),
+    ("/tmp", {"../a": "x"}, "files: '../a' is not a plain file name (no directory part)"),
+    ("/tmp", {"..": "x"}, "files: '..' is not a plain file name (no directory part)"),
+    ("/tmp", {"a": 3}, "files.a: expected the file's text, got int"),
+])
+def test_write_files_names_bad_input(dest, files, message):
+    with pytest.raises(StatusError) as caught:
+        write_files(dest, files)
+    assert str(caught.value) == message
+
+
+def test_write_files_names_a_directory_it_cannot_write(tmp_path):
+    (tmp_path / "file").write_text("", encoding="utf-8")
+    with pytest.raises(StatusError, match=r"file/a: cannot be written: File exists$"):  # makedirs meets the file
+        write_files(str(tmp_path / "file"), {"a": "x"})
