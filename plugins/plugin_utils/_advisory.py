@@ -219,8 +219,8 @@ def osv_problems(record):
             problems.append(f"{where}: expected an object, got {affected!r}")
             continue
         package = affected.get("package")
-        if package is not None and not (isinstance(package, Mapping) and all(isinstance(package.get(key), str) and package.get(key)
-                                                                              for key in ("ecosystem", "name"))):
+        named = isinstance(package, Mapping) and all(isinstance(package.get(key), str) and package.get(key) for key in ("ecosystem", "name"))
+        if package is not None and not named:
             problems.append(f"{where}.package: expected an object with ecosystem and name, got {package!r}")
         if not affected.get("ranges") and not affected.get("versions"):
             problems.append(f"{where}: needs ranges or versions")

@@ -15,8 +15,9 @@ from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _audit
 
 REPO = Path(__file__).resolve().parents[4]
 MANIFEST = yaml.safe_load((REPO / "manifests" / "FP-2025-14847.yml").read_text(encoding="utf-8"))
-HOSTVARS = {"a": {"region": "eu", "__status_detected": {"version": "7.0.26", "affected": True, "fixed": False, "applied": [], "deferred": [],
-                                                       "rollbacks": [], "interrupted": None, "state_error": None}}}
+DETECTED = {"version": "7.0.26", "affected": True, "fixed": False, "applied": [], "deferred": [], "rollbacks": [], "interrupted": None,
+            "state_error": None}
+HOSTVARS = {"a": {"region": "eu", "__status_detected": DETECTED}}
 APPLY = {"event": "task", "ts": "2026-12-01T10:00:00Z", "host": "a", "patch_id": MANIFEST["id"],
          "data": {"action": "fleetpatch.rollout.apply", "status": "failed", "msg": "disk full"}}
 
@@ -48,7 +49,8 @@ def test_the_chart_is_drawn_from_the_log_given_the_runs_own_or_none(tmp_path, mo
      "fleetpatch.rollout.status_report: audit log /nonexistent/audit.jsonl: cannot be read: No such file or directory"),
     (lambda: status_report.status_report(HOSTVARS, ["a"], MANIFEST, audit_log=3),
      "fleetpatch.rollout.status_report: audit_log: expected the path of an audit log, or false, got 3"),
-    (lambda: status_render.status_render({}, "html"), "fleetpatch.rollout.status_render: report: expected the report of fleetpatch.rollout.status_report, got '{}'"),
+    (lambda: status_render.status_render({}, "html"),
+     "fleetpatch.rollout.status_render: report: expected the report of fleetpatch.rollout.status_report, got '{}'"),
     (lambda: publish_gate.publish_gate(None), "fleetpatch.rollout.publish_gate: report: expected the report of fleetpatch.rollout.status_report, got 'None'"),
     (lambda: advisory.advisory(MANIFEST, "csaf"), "fleetpatch.rollout.advisory: publisher: expected a mapping with name and namespace, got None"),
 ])

@@ -152,8 +152,8 @@ def test_fleet_report():
     assert made["clusters"] == [{"cluster": "db", "hosts": 2, "regions": ["eu"], **dict.fromkeys(STATES, 0), "patched": 1, "rolled back": 1}]
     assert made["history"]["source"] == "/a.jsonl" and (made["history"]["records"], made["history"]["skipped"]) == (len(TRAIL), 1)
     assert made["history"]["points"][-1] == {"at": "2026-12-01T12:00:00Z", "patched": 1, "share": 16.7}
-    assert made["patch"] == {key: MANIFEST[key] for key in ("id", "title", "component", "affected", "fixed_version", "severity", "urgency",
-                                                           "advisories")}
+    keys = ("id", "title", "component", "affected", "fixed_version", "severity", "urgency", "advisories")
+    assert made["patch"] == {key: MANIFEST[key] for key in keys}
     json.dumps(made)  # plain data
 
 
