@@ -184,3 +184,23 @@ def test_status_during_and_after_a_rollout_then_publish_only_once_every_host_is_
     assert osv["published"] == csaf_doc["document"]["tracking"]["initial_release_date"]
     notice = (advisories / f"{PATCH}.notice.md").read_text(encoding="utf-8")
     assert "| `>=7.0.0,<7.0.28` | **7.0.28** or later |" in notice
+
+
+@pytest.mark.extended
+def test_a_halted_rollout_writes_the_report_with_its_canary_rolled_back(fleet, ansible, tmp_path):
+    # Extended (scripts/test-extended): the halt includes the status role exactly as every wave does, which the test
+    # above proves in CI; the rolled back state's rule is in tests/unit/plugins/plugin_utils/test__status.py.
+    fleet.add([HostSpec(name=name) for name in ("h-1", "h-2")])
+    manifest = manifests.write(tmp_path, fleet.artifact("7.0.29"), version="7.0.29", urgency="emergency", compatible_with=">=7.0.26,<7.1")
+    watch = tmp_path / "watch"
+    run = ansible(REPO / "playbooks" / "rollout.yml", fleet.write_inventory(),
+                  env={"ANSIBLE_CALLBACKS_ENABLED": "fleetpatch.rollout.audit", "FLEETPATCH_AUDIT_LOG": str(tmp_path / "audit.jsonl")},
+                  extravars={"fleetpatch_manifest": str(manifest), "fleetpatch_approved_by": "alice", "fleetpatch_implemented_by": "bob",
+                             "fleetpatch_soak": 0, "fleetpatch_status_dir": str(watch),
+                             "fleetpatch_policy": {"emergency": {"decided_by": "carol", "justification": "exploited in the wild"}}})
+    assert run.returncode != 0
+    report = json.loads((watch / f"{PATCH}-status.json").read_text(encoding="utf-8"))
+    states = {row["host"]: row["state"] for row in report["hosts"]}
+    canary = next(host for host, state in states.items() if state == "rolled back")
+    assert states == {canary: "rolled back", ({"h-1", "h-2"} - {canary}).pop(): "affected"}
+    assert [point["patched"] for point in report["history"]["points"]] == [0, 1, 0, 0]  # applied, rolled back by its guard
