@@ -136,8 +136,8 @@ def detect(params, host):
 
     A version from the package database is compared in that database's order (``dpkg`` or ``rpm``), and
     ``affected`` and ``fixed_version`` are then read as versions of that database too. A state file that cannot
-    be read or is damaged does not hide the version: ``state_error`` says why, and ``applied``, ``deferred`` and
-    ``interrupted`` are None (unknown, not empty).
+    be read or is damaged does not hide the version: ``state_error`` says why, and ``applied``, ``deferred``,
+    ``rollbacks`` and ``interrupted`` are None (unknown, not empty).
     """
     scheme = _package_database(host) if params["strategy"] == "package" else "release"
     try:
@@ -155,6 +155,7 @@ def detect(params, host):
         "fixed": None if fixed is None else comparable >= fixed,
         "applied": None,
         "deferred": None,
+        "rollbacks": None,
         "interrupted": None,
         "state_error": None,
     }
@@ -166,6 +167,7 @@ def detect(params, host):
     result.update(
         applied=[entry for entry in state["applied"] if entry["component"] == params["component"]],
         deferred=state["deferred"],
+        rollbacks=[entry for entry in state["rollbacks"] if entry["component"] == params["component"]],
         interrupted=state["journal"],
     )
     return result

@@ -12,12 +12,12 @@ version_added: 0.1.0
 description:
   - Finds the installed version of O(component) by one of several read-only strategies, tells whether that
     version lies in the O(affected) range of a patch and whether it is at or above O(fixed_version), and reads
-    what fleetpatch recorded on the host in its state file (patches applied, patches deferred, an interrupted
-    apply).
+    what fleetpatch recorded on the host in its state file (patches applied, patches deferred, rollbacks, an
+    interrupted apply).
   - Makes one round trip to the host and changes nothing on it.
   - A state file that cannot be read, or is damaged, does not stop the detection. RV(version), RV(affected)
     and RV(fixed) are reported, RV(state_error) says what is wrong with the file, and RV(applied),
-    RV(deferred) and RV(interrupted) are V(null) (unknown).
+    RV(deferred), RV(rollbacks) and RV(interrupted) are V(null) (unknown).
 author:
   - fleetpatch maintainers (@fleetpatch)
 extends_documentation_fragment:
@@ -178,6 +178,15 @@ deferred:
   type: list
   elements: dict
   sample: [{"patch": "FP-2025-14847", "reason": "outside maintenance window", "until": "2026-11-28T01:00:00Z"}]
+rollbacks:
+  description:
+    - Rollbacks of this component fleetpatch made on the host, oldest first, each with the patch it took back
+      (V(null) for a rollback run without one), the releases it went from and to, and when; V(null) when
+      RV(state_error) is set.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"patch": "FP-2025-14847", "component": "fpdemo", "from": "7.0.28", "to": "7.0.26", "at": "2026-11-22T03:20:00Z"}]
 interrupted:
   description:
     - The journal of an apply or rollback that did not finish, or V(null).

@@ -133,6 +133,7 @@ def test_detect_reports_affected_and_fixed(host, install, tmp_path, affected, fi
         "fixed": expect_fixed,
         "applied": [],
         "deferred": [],
+        "rollbacks": [],
         "interrupted": None,
         "state_error": None,
     }
@@ -159,12 +160,15 @@ def test_detect_reads_the_state_file(host, install, tmp_path):
         "applied": [{"patch": "FP-1", "component": "fpdemo", "version": "7.0.26", "at": "2026-11-20T03:10:00Z"},
                     {"patch": "FP-X", "component": "other", "version": "1.0", "from": "0.9", "at": "2026-11-21T03:10:00Z"}],
         "deferred": [{"patch": "FP-2", "reason": "outside maintenance window", "until": "2026-11-28T01:00:00Z", "at": "2026-11-21T03:10:00Z"}],
+        "rollbacks": [{"patch": "FP-0", "component": "fpdemo", "from": "7.0.27", "to": "7.0.26", "at": "2026-11-19T03:10:00Z"},
+                      {"patch": None, "component": "other", "from": "1.1", "to": "1.0", "at": "2026-11-19T04:10:00Z"}],
         "journal": journal,
     }
     (tmp_path / "state.json").write_text(json.dumps(state), encoding="utf-8")
     result = detect(params(install_dir=str(install), state_file=str(tmp_path / "state.json")), host)
     assert result["applied"] == [state["applied"][0]]
     assert result["deferred"] == state["deferred"]
+    assert result["rollbacks"] == [state["rollbacks"][0]]
     assert result["interrupted"] == journal
     assert result["state_error"] is None
 
@@ -189,7 +193,7 @@ def test_a_damaged_state_file_does_not_hide_the_version(host, install, tmp_path,
     result = detect(params(install_dir=str(install), affected=">=7.0.0,<7.0.28", state_file=str(path)), host)
     assert result == {
         "component": "fpdemo", "strategy": "current_link", "version": "7.0.26", "affected": True, "fixed": None,
-        "applied": None, "deferred": None, "interrupted": None, "state_error": error.format(path=path),
+        "applied": None, "deferred": None, "rollbacks": None, "interrupted": None, "state_error": error.format(path=path),
     }
 
 

@@ -241,6 +241,12 @@ def test_validate_does_not_change_its_input():
         ({"install_dir": "srv/fpdemo"}, "install_dir: 'srv/fpdemo' does not match '^/'"),
         ({"health_url": "127.0.0.1:8080/health"}, "health_url: '127.0.0.1:8080/health' is not an http:// or https:// URL"),
         ({"version_url": 8080}, "version_url: 8080 is not of type 'string'"),
+        # advisory
+        ({"advisory": "osv"}, "advisory: 'osv' is not of type 'object'"),
+        ({"advisory": {"ecosystem": ""}}, "advisory.ecosystem: must not be empty, got ''"),
+        ({"advisory": {"purl": "fpdemo"}}, r"advisory.purl: 'fpdemo' does not match '^pkg:[A-Za-z.+-]+/\S+$'"),
+        ({"advisory": {"url": "www.example.com/FP-2025-14847"}}, "advisory.url: 'www.example.com/FP-2025-14847' is not an http:// or https:// URL"),
+        ({"advisory": {"cvss": "9.8"}}, "advisory.cvss: unknown field (value '9.8')"),
         # unknown top-level fields
         ({"owner": "me"}, "owner: unknown field (value 'me')"),
         ({"fixed_versions": ["7.0.28"]}, "fixed_versions: unknown field (value ['7.0.28'])"),
@@ -266,6 +272,8 @@ def test_invalid_field(changes, expected):
         {"monitoring.probes[1]": {"type": "command", "command": ["/bin/true"], "expect_rc": 0}},
         {"detected_at": "2025-12-18T10:30:00.5+01:00"},
         {"fixed_version": "8.0.17"},
+        {"advisory": {"ecosystem": "Debian", "package": "fpdemo-server", "purl": "pkg:deb/debian/fpdemo-server",
+                      "url": "https://example.com/advisories/FP-2025-14847"}},
     ],
 )
 def test_valid_variants(changes):
