@@ -22,6 +22,8 @@ import pytest
 
 from fleetpatch_dev import ansible_env, artifacts
 from fleetpatch_dev.fleet import Fleet
+from fleetpatch_dev.postgres import PostgresServer
+from fleetpatch_dev.postgres import gc as postgres_gc
 
 # Unit tests import the collection as ansible_collections.fleetpatch.rollout, from this checkout.
 sys.path.insert(0, str(ansible_env.collections_dir()))
@@ -63,9 +65,20 @@ STAT_KEYS = {"ok": "ok", "changed": "changed", "failures": "failures", "dark": "
 
 @pytest.fixture(scope="session", autouse=True)
 def _collect_dead_fleets():
-    """Remove fleets that earlier, killed test runs left behind (their owner PID is gone)."""
+    """Remove fleets and PostgreSQL servers that earlier, killed test runs left behind (their owner PID is gone)."""
     if os.geteuid() == 0:
         Fleet.gc()
+    postgres_gc()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One private PostgreSQL server for the whole session (started when a test first asks for it), stopped and removed at
+    the end; tests that stop it (halt) start it again (resume). Its directory is in the system's temp directory, which
+    the server's user can reach (pytest's own is private to root)."""
+    server = PostgresServer.start(owner_pid=os.getpid())
+    yield server
+    server.stop()
 
 
 @pytest.fixture
