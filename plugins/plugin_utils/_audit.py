@@ -479,7 +479,7 @@ def verify_lines(lines, torn=b"", key=None, head=None, path="", witness=None):
     the same record at its seq. With a key, a witnessed head without a valid HMAC is not taken (a note says so).
 
     Returns a mapping: ``ok``; ``path``; ``records``; ``last_seq`` and ``last_hash``; ``hmac_checked``;
-    ``head_checked``; ``witness_checked`` (how many witnessed heads were compared); ``problems``, the first bad record of each kind found (``kind``, ``line`` (1-based), ``seq``,
+    ``head_checked``; ``witness_checked`` (how many witnessed heads were compared, only with ``witness``); ``problems``, the first bad record of each kind found (``kind``, ``line`` (1-based), ``seq``,
     ``message``), ordered by line; and ``notes``. The kinds are ``unparseable``, ``edited`` (a record's content does
     not match its hash, or the chain breaks where a hash was recomputed), ``forged`` (no valid HMAC), ``deleted`` (a
     gap in the sequence), ``reordered``, ``truncated`` (the head is ahead of the trail), ``head`` (the head is
@@ -553,7 +553,8 @@ def verify_lines(lines, torn=b"", key=None, head=None, path="", witness=None):
     ordered = sorted(problems.values(), key=lambda item: (item["line"] is None, item["line"] or 0, KINDS.index(item["kind"])))
     return {
         "ok": not ordered, "path": path, "records": len(parsed), "last_seq": top, "last_hash": last,
-        "hmac_checked": key is not None, "head_checked": head is not None, "witness_checked": checked, "problems": ordered, "notes": notes,
+        "hmac_checked": key is not None, "head_checked": head is not None, "problems": ordered, "notes": notes,
+        **({"witness_checked": checked} if witness is not None else {}),
     }
 
 

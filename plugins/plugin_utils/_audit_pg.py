@@ -62,7 +62,7 @@ AuditError = _audit.AuditError
 
 __all__ = [
     "DEFAULT_READER", "DEFAULT_TRAIL", "DEFAULT_WRITER", "PgAuditLog", "SCHEMA", "append_to_sink", "check_dsn", "check_name", "describe",
-    "export", "init_db", "init_sql", "is_dsn", "open_log", "publish_witness", "read_trail", "read_witness", "verify_trail",
+    "export", "head_hmac", "init_db", "init_sql", "is_dsn", "open_log", "publish_witness", "read_trail", "read_witness", "verify_trail",
 ]
 
 SCHEMA = "fleetpatch_audit"
@@ -475,7 +475,7 @@ def export(dsn, out, trail=DEFAULT_TRAIL, key=None):
     data = b"".join(line.encode("utf-8") + b"\n" for *_columns, line in rows)
     head_record = {"seq": head[0], "hash": head[1]} if head else None
     if head_record is not None and key is not None:
-        head_record["hmac"] = _audit._head_hmac(head[0], head[1], key)  # pylint: disable=protected-access  # the head file's own format
+        head_record["hmac"] = head_hmac(head[0], head[1], key)
     out = os.path.abspath(os.fspath(out))
     try:
         _write_file(out, data)
@@ -500,6 +500,11 @@ def _write_file(path, data):
 
 
 # --- witnesses --------------------------------------------------------------------------------------------------
+
+
+def head_hmac(seq, digest, key):
+    """The HMAC of a head (``seq``, ``hash``) with ``key``, as the head file and a witnessed head carry it."""
+    return _audit._head_hmac(seq, digest, key)  # pylint: disable=protected-access  # the head file's own format
 
 
 def publish_witness(witness, head):
