@@ -55,7 +55,7 @@ requirements:
 options:
   log:
     description:
-      - Path of the audit log, created when missing (with its directory).
+      - Path of the audit log, created when missing (with its directory). Not written when O(dsn) is set.
     type: path
     default: ~/.ansible/fleetpatch/audit.jsonl
     env:
