@@ -261,7 +261,7 @@ class CallbackModule(CallbackBase):
                 if not os.path.isdir(directory):
                     os.makedirs(directory, mode=0o750, exist_ok=True)
             self._last = self._log.append(_audit.make_record(event, self._run_id, self._context, host=host, data=data, secret=vaulted,
-                                                plaintexts=self._play_secrets))
+                                                             plaintexts=self._play_secrets))
         except (OSError, _audit.AuditError) as exc:
             self._drop(exc)
 

@@ -479,8 +479,9 @@ def verify_lines(lines, torn=b"", key=None, head=None, path="", witness=None):
     the same record at its seq. With a key, a witnessed head without a valid HMAC is not taken (a note says so).
 
     Returns a mapping: ``ok``; ``path``; ``records``; ``last_seq`` and ``last_hash``; ``hmac_checked``;
-    ``head_checked``; ``witness_checked`` (how many witnessed heads were compared, only with ``witness``); ``problems``, the first bad record of each kind found (``kind``, ``line`` (1-based), ``seq``,
-    ``message``), ordered by line; and ``notes``. The kinds are ``unparseable``, ``edited`` (a record's content does
+    ``head_checked``; ``witness_checked`` (how many witnessed heads were compared, only with ``witness``); ``problems``,
+    the first bad record of each kind found (``kind``, ``line`` (1-based), ``seq``, ``message``), ordered by line; and
+    ``notes``. The kinds are ``unparseable``, ``edited`` (a record's content does
     not match its hash, or the chain breaks where a hash was recomputed), ``forged`` (no valid HMAC), ``deleted`` (a
     gap in the sequence), ``reordered``, ``truncated`` (the head is ahead of the trail), ``head`` (the head is
     missing, unreadable, unsigned or disagrees with the trail) and ``witness`` (the trail ends before a witnessed head

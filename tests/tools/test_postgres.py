@@ -48,4 +48,3 @@ def test_gc_stops_the_server_of_a_run_that_was_killed():
     finally:
         owner.kill()
         server.stop()
-
