@@ -224,6 +224,7 @@ class CallbackModule(CallbackBase):
                 self._log = _audit.AuditLog(path, key=key, head=self._sink["head"])
         except _audit.AuditError as exc:  # a DSN with a password, no psycopg, a bad trail name: no record can be written
             self._log = None
+            self._sink.update(dsn=None, broken=str(exc))  # the workers fail with the same error, and never see that DSN
             self._drop(exc)
         _audit.publish_sink(self._sink)
 

@@ -394,7 +394,12 @@ class PgAuditLog:
 
 
 def open_log(sink):
-    """The writer of a published sink (see :func:`_audit.publish_sink`): a trail in PostgreSQL, or the file log."""
+    """The writer of a published sink (see :func:`_audit.publish_sink`): a trail in PostgreSQL, or the file log.
+
+    A sink the callback could not open (``broken``: why) raises that error: its records go nowhere else.
+    """
+    if sink.get("broken"):
+        raise AuditError(sink["broken"])
     key = _audit.read_key(sink["key_file"]) if sink.get("key_file") else None
     if sink.get("dsn"):
         return PgAuditLog(sink["dsn"], sink.get("trail") or DEFAULT_TRAIL, key=key)

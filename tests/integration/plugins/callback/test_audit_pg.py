@@ -143,3 +143,20 @@ def test_an_old_head_put_back_fails_verify_witness(audited, audit_db, syslog_ser
     assert lookup.returncode == 0, lookup.stdout
     [result] = json.loads(report.read_text(encoding="utf-8"))
     assert (result["ok"], [problem["kind"] for problem in result["problems"]], result["witness_checked"]) == (False, ["witness"], 2)
+
+
+def test_a_dsn_with_a_password_stops_the_run_and_the_password_is_shown_nowhere(audited, tmp_path):
+    planted = f"PLANTED-{secrets.token_hex(6)}"
+    audited.env.update({"FLEETPATCH_AUDIT_DSN": f"postgresql://writer:{planted}@127.0.0.1:5432/audit"})
+    sink_file = tmp_path / "sink.json"
+    run = audited.run("audit_sink_env.yml", audited.inventory("audited", ["web-01"]), "-e", f"fp_sink_file={sink_file}")
+    refused = ("the PostgreSQL audit DSN (dsn) holds a password (its 'password' field): give the password in PGPASSWORD or a pgpass file "
+               "instead, so that it never reaches a record, a message or the environment of the run's workers")
+    assert run.returncode == 2, run.stdout
+    assert f"fleetpatch.rollout.audit: a record was not written, the audit trail is incomplete: {refused}" in run.stdout
+    assert f"{MODULE}: the audit log cannot be written, so the rollout stops here: {refused}" in run.stdout
+    assert "TASK [Patch]" not in run.stdout
+    assert planted not in run.stdout and not audited.log.exists()  # nor did a record go to the file instead
+    sink = json.loads(sink_file.read_text(encoding="utf-8"))
+    assert (sink["dsn"], sink["broken"]) == (None, refused)
+    assert planted not in sink_file.read_text(encoding="utf-8")
