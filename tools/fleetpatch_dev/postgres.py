@@ -92,9 +92,15 @@ class PostgresServer:
         return server
 
     def resume(self) -> None:
-        """Start the server (again, after :meth:`halt`) on its port; wait until it accepts connections."""
+        """Start the server (again, after :meth:`halt`) on its port; wait until it accepts connections.
+
+        A server that runs already (someone else started it again with :meth:`start_command`) is left as it is.
+        """
+        if self._run("pg_ctl", "-D", str(self.data), "status", check=False).returncode == 0:
+            self.pid = int((self.data / "postmaster.pid").read_text(encoding="utf-8").split()[0])
+            return
         for _attempt in range(3):
-            options = f"-k {self.socket_dir} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=on"
+            options = f"-k {self.socket_dir} -p {self.port} -c listen_addresses=127.0.0.1"
             done = self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.logfile), "-t", str(START_TIMEOUT), "-w", "start",
                              check=False)
             if done.returncode == 0:
@@ -106,6 +112,15 @@ class PostgresServer:
             self.port = free_port()  # taken by someone else between choosing it and binding: choose again
             self._register()
         raise PostgresError(f"pg_ctl start failed in {self.data}: {done.stdout}{done.stderr}\n{self._log_tail()}")
+
+    def start_command(self) -> str:
+        """A shell command (for a playbook's command task, run as root) that starts the halted server as :meth:`resume` does."""
+        options = f"-k {self.socket_dir} -p {self.port} -c listen_addresses=127.0.0.1"
+        return f"runuser -u {SERVER_USER} -- {BIN / 'pg_ctl'} -D {self.data} -o '{options}' -l {self.logfile} -w start"
+
+    def stop_command(self) -> str:
+        """A shell command (for a playbook's command task, run as root) that stops the server at once, as a crash would."""
+        return f"runuser -u {SERVER_USER} -- {BIN / 'pg_ctl'} -D {self.data} -m immediate -w stop"
 
     def halt(self, mode: str = "fast") -> None:
         """Stop the server, keeping its data (``mode``: smart, fast or immediate, as ``pg_ctl stop -m``)."""

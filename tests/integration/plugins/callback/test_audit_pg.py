@@ -17,7 +17,6 @@ import pytest
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _audit_pg
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._audit import read_key
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._audit_pg import verify_trail
-from fleetpatch_dev.postgres import BIN
 
 SCRIPT = Path(__file__).resolve().parents[4] / "bin" / "fleetpatch-audit"
 MODULE = "fleetpatch.rollout.audit_event"
@@ -83,9 +82,8 @@ def test_three_runs_at_once_into_one_trail(audited, audit_db, tmp_path):
 def test_a_database_that_goes_away_stops_the_rollout_at_the_next_gate(audited, audit_db, postgres):
     _pg_env(audited, audit_db)
     inventory = audited.inventory("audited", ["web-01", "web-02"])
-    stop = f"runuser -u postgres -- {BIN / 'pg_ctl'} -D {postgres.data} -m immediate -w stop"
     try:
-        run = audited.run("audit_gate.yml", inventory, "-e", json.dumps({"fp_break_audit": stop}))
+        run = audited.run("audit_gate.yml", inventory, "-e", json.dumps({"fp_break_audit": postgres.stop_command()}))
     finally:
         postgres.resume()
     assert run.returncode == 2, run.stdout
@@ -98,6 +96,29 @@ def test_a_database_that_goes_away_stops_the_rollout_at_the_next_gate(audited, a
     records = [json.loads(line) for (line,) in audit_db.execute("SELECT line FROM fleetpatch_audit.trail_main ORDER BY seq")]
     # everything up to the moment the database went away is there, and nothing after it
     assert [(record["event"], record["data"].get("task")) for record in records][-2:] == [("task", "Patch the first wave")] * 2
+
+
+def test_a_record_lost_while_the_database_was_away_stops_the_rollout_at_the_next_gate(audited, audit_db, postgres):
+    _pg_env(audited, audit_db)
+    inventory = audited.inventory("audited", ["web-01", "web-02"])
+    try:
+        run = audited.run("audit_gate.yml", inventory, "-e", json.dumps({"fp_break_audit": postgres.stop_command(),
+                                                                         "fp_mend_audit": postgres.start_command()}))
+    finally:
+        postgres.resume()
+    assert run.returncode == 2, run.stdout
+    where = f"postgresql://{audit_db.writer}@127.0.0.1:{postgres.port}/{audit_db.name} trail main"
+    # the callback's open connection broke when the server went down; it connected again once the server was back
+    assert (f"{MODULE}: the audit callback could not write 1 record(s) of this run, so its audit trail is incomplete and the rollout stops "
+            f"here (last error: cannot write to the audit trail {where}: ") in run.stdout
+    assert "TASK [Patch the second wave]" not in run.stdout
+    result = verify_trail(audit_db.reader_dsn, key=read_key(audited.key_file))
+    assert (result["ok"], result["problems"]) == (True, [])
+    records = [json.loads(line) for (line,) in audit_db.execute("SELECT line FROM fleetpatch_audit.trail_main ORDER BY seq")]
+    tasks = [record["data"]["task"] for record in records if record["event"] == "task"]
+    assert "The audit log becomes unwritable" not in tasks  # the record written while the database was down
+    assert tasks[-2:] == ["The audit log becomes writable again", "Gate after the first wave"]
+    assert [record["event"] for record in records].count("gate") == 1  # the gate's own record was written, then it failed
 
 
 def test_an_old_head_put_back_fails_verify_witness(audited, audit_db, syslog_server, tmp_path):
