@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import subprocess
 from pathlib import Path
 
@@ -275,32 +274,3 @@ def test_a_witnessed_head_without_the_key_is_not_taken(audit_db, tmp_path):
     source = f"witness table of postgresql://{audit_db.reader}@127.0.0.1:{audit_db.server.port}/{audit_db.name}"
     assert result["notes"] == [f"a head seq 9 in the {source} has no valid HMAC: not taken as witnessed",
                                "the witness holds no head of this trail: nothing to compare"]
-
-
-def test_syslog_witness_through_a_real_rsyslog(syslog_server, tmp_path):
-    trail = f"t_{os.getpid()}_{tmp_path.name[-6:].lower().replace('-', '_')}"
-    path = tmp_path / "audit.jsonl"
-    records = _file_log(path, 4)
-    assert _witness(syslog_server.address, records[-1], trail=trail) == f"syslog at 127.0.0.1:{syslog_server.port}"
-    syslog_server.wait_for(f'"trail":"{trail}"')
-    witnessed = _audit_pg.read_witness(str(syslog_server.messages), trail)
-    assert [(seen["seq"], seen["hash"]) for seen in witnessed] == [(4, records[-1]["hash"])]
-    path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:2]))
-    result = verify(path, key=KEY, head=None, witness=witnessed)
-    assert [problem["kind"] for problem in result["problems"]] == ["witness"]
-    assert f"but the syslog file {syslog_server.messages} line " in result["problems"][0]["message"]
-
-
-@pytest.mark.parametrize(
-    ("witness", "message"),
-    [
-        ("syslog://127.0.0.1", "the audit witness 'syslog://127.0.0.1' names no port: write syslog://HOST:PORT (UDP)"),
-        ("https://witness.example.com", "the audit witness 'https://witness.example.com' is neither a postgresql:// URI nor syslog, "
-                                        "syslog:///PATH or syslog://HOST:PORT"),
-        ("syslog:///nonexistent/log", "cannot send the witnessed head to syslog at /nonexistent/log: No such file or directory"),
-    ],
-)
-def test_bad_witnesses_are_named(witness, message):
-    with pytest.raises(AuditError) as caught:
-        _audit_pg.publish_witness(witness, {"trail": "main", "seq": 1, "hash": "x"})
-    assert str(caught.value) == message
