@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import secrets
 import socket
 import struct
 import subprocess
@@ -22,6 +23,9 @@ import pytest
 
 from fleetpatch_dev import ansible_env, artifacts
 from fleetpatch_dev.fleet import Fleet
+from fleetpatch_dev.postgres import PostgresServer
+from fleetpatch_dev.postgres import gc as postgres_gc
+from fleetpatch_dev.rsyslog import SyslogServer
 
 # Unit tests import the collection as ansible_collections.fleetpatch.rollout, from this checkout.
 sys.path.insert(0, str(ansible_env.collections_dir()))
@@ -63,9 +67,80 @@ STAT_KEYS = {"ok": "ok", "changed": "changed", "failures": "failures", "dark": "
 
 @pytest.fixture(scope="session", autouse=True)
 def _collect_dead_fleets():
-    """Remove fleets that earlier, killed test runs left behind (their owner PID is gone)."""
+    """Remove fleets and PostgreSQL servers that earlier, killed test runs left behind (their owner PID is gone)."""
     if os.geteuid() == 0:
         Fleet.gc()
+    postgres_gc()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One private PostgreSQL server for the whole session (started when a test first asks for it), stopped and removed at
+    the end; tests that stop it (halt) start it again (resume). Its directory is in the system's temp directory, which
+    the server's user can reach (pytest's own is private to root)."""
+    server = PostgresServer.start(owner_pid=os.getpid())
+    yield server
+    server.stop()
+
+
+@dataclass
+class AuditDatabase:
+    """A database of the session's server with the audit schema (trail ``main``), a writer and a reader login role.
+
+    Both roles have the password ``password``, which the fixture puts in PGPASSWORD; ``admin`` is the superuser's
+    DSN over the unix socket (no password).
+    """
+
+    server: PostgresServer
+    name: str
+    writer: str
+    reader: str
+    password: str
+
+    @property
+    def writer_dsn(self) -> str:
+        return self.server.dsn(self.writer, self.name)
+
+    @property
+    def reader_dsn(self) -> str:
+        return self.server.dsn(self.reader, self.name)
+
+    @property
+    def admin(self) -> str:
+        return self.server.dsn(dbname=self.name, tcp=False)
+
+    def execute(self, statement: str, params=None) -> list[tuple]:
+        """One statement as the superuser in this database."""
+        return self.server.execute(statement, params, dbname=self.name)
+
+
+@pytest.fixture
+def audit_db(postgres, monkeypatch):
+    """A fresh audit database (see :class:`AuditDatabase`), dropped afterwards."""
+    from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _audit_pg  # pylint: disable=import-outside-toplevel
+
+    name = f"audit_{secrets.token_hex(4)}"
+    made = AuditDatabase(postgres, name, f"{name}_w", f"{name}_r", secrets.token_hex(12))
+    postgres.create_database(name)
+    _audit_pg.init_db(made.admin, ["main"])
+    for role, group in ((made.writer, _audit_pg.DEFAULT_WRITER), (made.reader, _audit_pg.DEFAULT_READER)):
+        postgres.create_role(role, made.password)
+        postgres.execute(f'GRANT {group} TO "{role}"')
+    monkeypatch.setenv("PGPASSWORD", made.password)
+    yield made
+    if not postgres.processes():
+        postgres.resume()  # a test stopped the server
+    postgres.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    for role in (made.writer, made.reader):
+        postgres.execute(f'DROP ROLE "{role}"')
+
+
+@pytest.fixture(scope="session")
+def syslog_server():
+    """One rsyslogd on a loopback UDP port for the session, writing what it receives to ``messages``."""
+    server = SyslogServer.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _audit
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _audit, _audit_pg
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._action import templated_var
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._approvals import URGENCIES, ApprovalError, check_approval
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._secrets import vault_plaintexts, vaulted
@@ -107,7 +107,7 @@ class ActionModule(ActionBase):
         host = None if self._task.run_once else task_vars.get("inventory_hostname")
         record = _audit.make_record(kind, sink["run_id"], context, host=host, data=data, secret=vaulted, plaintexts=vault_plaintexts(task_vars))
         try:
-            written = _audit.append_to_sink(sink, record)
+            written = _audit_pg.append_to_sink(sink, record)  # the file, or PostgreSQL through a connection of this worker's own
         except _audit.AuditError as exc:
             raise AnsibleActionFail(f"{MODULE}: the audit log cannot be written, so the rollout stops here: {exc}") from None
         result.update(changed=False, audit={

@@ -47,8 +47,9 @@ class ActionModule(ActionBase):
                 args[name] = next((str(value) for value in values if value not in (None, "")), None)
         sink = _audit.current_sink()
         # Without the audit callback: beside the log its environment setting names, else in Ansible's home directory.
-        path = args["path"] or _fleet_lock.lock_path(sink["log"] if sink else os.environ.get("FLEETPATCH_AUDIT_LOG") or os.path.join(
-            C.ANSIBLE_HOME, "fleetpatch", "audit.jsonl"))
+        # With the callback: the lock it names (beside the log, or for a PostgreSQL trail in the log option's directory).
+        path = args["path"] or (sink or {}).get("lock") or _fleet_lock.lock_path(
+            sink["log"] if sink else os.environ.get("FLEETPATCH_AUDIT_LOG") or os.path.join(C.ANSIBLE_HOME, "fleetpatch", "audit.jsonl"))
         pid = os.getppid()  # the ansible-playbook process this worker was forked from: the run itself
         pid_start = _fleet_lock.process_start(pid)
         # The run's id: the audit trail's, else one that the same run finds again at its end (its process).

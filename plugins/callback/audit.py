@@ -37,12 +37,25 @@ description:
     wave's start, a verification).
   - A callback cannot stop a run. When a record cannot be written the callback warns and counts it, and the next
     M(fleetpatch.rollout.audit_event) fails the play, so a rollout stops at its next gate.
+  - With O(dsn) the trail goes to a PostgreSQL database instead of O(log) (psycopg 3 needed on the controller),
+    one append-only table per trail (O(trail)), created with C(fleetpatch-audit init-db). Each record is one
+    transaction that locks the trail's head row, so concurrent runs (parallel and sliced AWX jobs) keep one linear
+    chain; the database refuses UPDATE, DELETE and TRUNCATE on the trail. Each forked worker that writes a record
+    (M(fleetpatch.rollout.audit_event)) opens its own connection. The trail outlives the execution environment of
+    an AWX job, which the file does not.
+  - At the end of the run the head of the trail (seq, hash and HMAC of the last record this run wrote) is published
+    to each O(witness), which keeps it where the writers of the log cannot rewrite it. C(fleetpatch-audit verify
+    --witness) then finds a log cut back to, or rewritten after, a head a run published.
+  - What a file trail alone cannot catch, even with O(hmac_key_file) set. Anyone who can write the log and the head
+    file can put back an older copy of both (the log cut back to an earlier head, with that head's signed file),
+    or cut the log to any later record and keep the old head. Anyone who holds the key can rewrite the log and
+    re-sign it. Only a witness (or the PostgreSQL sink, whose writers cannot update or delete) shows those.
 requirements:
   - enable it with C(callbacks_enabled) (C(ANSIBLE_CALLBACKS_ENABLED=fleetpatch.rollout.audit))
 options:
   log:
     description:
-      - Path of the audit log, created when missing (with its directory).
+      - Path of the audit log, created when missing (with its directory). Not written when O(dsn) is set.
     type: path
     default: ~/.ansible/fleetpatch/audit.jsonl
     env:
@@ -73,9 +86,56 @@ options:
     ini:
       - section: callback_fleetpatch_audit
         key: include
+  dsn:
+    description:
+      - A PostgreSQL connection string (V(postgresql://user@host:5432/db), or libpq's V(host=... dbname=...)), to write
+        the trail to that database instead of O(log). Create the schema first with C(fleetpatch-audit init-db).
+      - It must not hold a password; one that does is refused. libpq reads the password from E(PGPASSWORD) or a pgpass
+        file (E(PGPASSFILE), V(~/.pgpass)), so it never reaches a record, a message or the environment of the run.
+      - Without it the trail is the file O(log).
+    type: str
+    version_added: 0.1.0
+    env:
+      - name: FLEETPATCH_AUDIT_DSN
+    ini:
+      - section: callback_fleetpatch_audit
+        key: dsn
+  trail:
+    description:
+      - The name of the trail (lower-case letters, digits and underscores); its table in the PostgreSQL sink
+        (C(fleetpatch_audit.trail_<name>)), and what witnessed heads are filed under, for a file trail too.
+      - Give each trail that shares a witness a name of its own.
+    type: str
+    default: main
+    version_added: 0.1.0
+    env:
+      - name: FLEETPATCH_AUDIT_TRAIL
+    ini:
+      - section: callback_fleetpatch_audit
+        key: trail
+  witness:
+    description:
+      - Where the head of the trail is published when the run ends, for C(fleetpatch-audit verify --witness).
+      - A V(postgresql://) URI (without a password) inserts it into the insert-only C(fleetpatch_audit.witness) table
+        of that database; V(syslog) (V(/dev/log)), V(syslog:///PATH) (a unix socket) or V(syslog://HOST:PORT) (UDP) sends
+        it to syslog, tag C(fleetpatch-audit), text C(fleetpatch-audit-witness {...}).
+      - A head that cannot be published is warned about; the run has ended by then.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.1.0
+    env:
+      - name: FLEETPATCH_AUDIT_WITNESS
+    ini:
+      - section: callback_fleetpatch_audit
+        key: witness
 notes:
   - Each record costs one C(fsync) of the log, one of the head file and one of their directory (under a
     millisecond each on the controller's disk this was measured on).
+  - With O(dsn), each record is one committed transaction (about 5 ms on a local server here, most of it the
+    server's C(fsync) of its write-ahead log).
+  - With O(dsn), the fleet lock (M(fleetpatch.rollout.fleet_lock)) is the file C(<trail>.fleet-lock) in the directory
+    of O(log); it keeps apart the runs of one controller, not the jobs of separate AWX execution environments.
 seealso:
   - module: fleetpatch.rollout.audit_event
   - plugin: fleetpatch.rollout.audit_verify
@@ -90,7 +150,7 @@ import uuid
 
 from ansible.plugins.callback import CallbackBase
 
-from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _audit, _fleet_lock
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _audit, _audit_pg, _fleet_lock
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._secrets import vault_plaintexts, vaulted
 
 EVENT_ACTION = "fleetpatch.rollout.audit_event"
@@ -133,6 +193,7 @@ class CallbackModule(CallbackBase):
         self._play_obj = None
         self._play_secrets = set()
         self._host_secrets = {}
+        self._last = None
 
     def set_options(self, task_keys=None, var_options=None, direct=None):
         super().set_options(task_keys=task_keys, var_options=var_options, direct=direct)
@@ -140,10 +201,13 @@ class CallbackModule(CallbackBase):
         head = self.get_option("head_file")
         key_file = self.get_option("hmac_key_file")
         self._include = tuple(self.get_option("include") or ())
+        dsn, trail = self.get_option("dsn"), self.get_option("trail")
+        self._witness = [item for item in self.get_option("witness") or () if item]
         self._sink = {
             "log": path, "head": os.path.abspath(os.path.expanduser(head)) if head else path + ".head",
             "key_file": os.path.abspath(os.path.expanduser(key_file)) if key_file else None,
             "run_id": self._run_id, "dropped": 0, "error": None, "context": self._context,
+            "dsn": dsn or None, "trail": trail, "lock": _fleet_lock.lock_path(os.path.join(os.path.dirname(path), trail) if dsn else path),
         }
         key = None
         if key_file:
@@ -151,7 +215,17 @@ class CallbackModule(CallbackBase):
                 key = _audit.read_key(self._sink["key_file"])
             except _audit.AuditError as exc:
                 self._drop(exc)
-        self._log = _audit.AuditLog(path, key=key, head=self._sink["head"])
+        try:
+            _audit_pg.check_name(trail)
+            if dsn:
+                self._log = _audit_pg.PgAuditLog(dsn, trail, key=key)
+                self._sink.update(log=self._log.path, head=None)
+            else:
+                self._log = _audit.AuditLog(path, key=key, head=self._sink["head"])
+        except _audit.AuditError as exc:  # a DSN with a password, no psycopg, a bad trail name: no record can be written
+            self._log = None
+            self._sink.update(dsn=None, broken=str(exc))  # the workers fail with the same error, and never see that DSN
+            self._drop(exc)
         _audit.publish_sink(self._sink)
 
     def _set_context(self, update):
@@ -174,17 +248,21 @@ class CallbackModule(CallbackBase):
 
     def _write(self, event, host=None, data=None):
         if self._log is None:
+            if self._sink is not None:  # the sink could not be opened: every record is one lost
+                self._sink["dropped"] += 1
+                _audit.publish_sink(self._sink)
             return
         if self._sink["error"] and self._log.key is None and self._sink["key_file"]:
             self._sink["dropped"] += 1  # the key could not be read: never write unsigned records instead
             _audit.publish_sink(self._sink)
             return
         try:
-            directory = os.path.dirname(self._log.path)
-            if not os.path.isdir(directory):
-                os.makedirs(directory, mode=0o750, exist_ok=True)
-            self._log.append(_audit.make_record(event, self._run_id, self._context, host=host, data=data, secret=vaulted,
-                                                plaintexts=self._play_secrets))
+            if not self._sink["dsn"]:
+                directory = os.path.dirname(self._log.path)
+                if not os.path.isdir(directory):
+                    os.makedirs(directory, mode=0o750, exist_ok=True)
+            self._last = self._log.append(_audit.make_record(event, self._run_id, self._context, host=host, data=data, secret=vaulted,
+                                                             plaintexts=self._play_secrets))
         except (OSError, _audit.AuditError) as exc:
             self._drop(exc)
 
@@ -221,13 +299,28 @@ class CallbackModule(CallbackBase):
         summary = {host: stats.summarize(host) for host in sorted(stats.processed)}
         self._release_fleet_lock()
         self._write("run_end", data={"stats": summary, "records_dropped": self._sink["dropped"] if self._sink else 0})
+        self._publish_head()
+        if isinstance(self._log, _audit_pg.PgAuditLog):
+            self._log.close()
         _audit.publish_sink(None)
+
+    def _publish_head(self):
+        """Publish the head this run left (its last record) to each witness; warn about those that cannot take it."""
+        if self._last is None or not self._witness:
+            return
+        head = {"trail": self._sink["trail"], "seq": self._last["seq"], "hash": self._last["hash"], "run_id": self._run_id,
+                "hmac": _audit_pg.head_hmac(self._last["seq"], self._last["hash"], self._log.key) if self._log.key is not None else None}
+        for witness in self._witness:
+            try:
+                _audit_pg.publish_witness(witness, head)
+            except _audit.AuditError as exc:
+                self._display.warning(f"fleetpatch.rollout.audit: the head of this run (seq {head['seq']}) could not be published to a witness: {exc}")
 
     def _release_fleet_lock(self):
         """Free the fleet lock (fleetpatch.rollout.fleet_lock) when this run still holds it: a failed run ends too."""
         if self._log is None:
             return
-        path = _fleet_lock.lock_path(self._log.path)
+        path = self._sink["lock"]
         try:
             released = _fleet_lock.release(path, self._run_id)
         except _fleet_lock.FleetLockError as exc:

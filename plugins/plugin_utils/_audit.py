@@ -37,7 +37,7 @@ import time
 
 __all__ = [
     "ACTOR_VARS", "AuditError", "AuditLog", "CONTEXT_VARS", "FORMAT", "GENESIS", "KINDS", "NO_LOG_TEXT", "REDACTED",
-    "SINK_ENV", "append_to_sink", "canonical", "context_from_vars", "current_sink", "publish_sink", "format_report", "make_record",
+    "SINK_ENV", "add_problem", "append_to_sink", "canonical", "context_from_vars", "current_sink", "publish_sink", "format_report", "make_record",
     "merge_context", "read_key", "record_hash", "record_hmac", "scrub", "task_data", "utc_now", "verify", "verify_lines",
 ]
 
@@ -45,7 +45,7 @@ GENESIS = "0" * 64
 REDACTED = "<redacted>"
 NO_LOG_TEXT = "result hidden: no_log"
 # What verify() can report, in the order of the checks.
-KINDS = ("unparseable", "edited", "forged", "deleted", "reordered", "truncated", "head")
+KINDS = ("unparseable", "edited", "forged", "deleted", "reordered", "truncated", "head", "witness")
 _LOCK_TIMEOUT = 60.0
 _TAIL_BLOCK = 8192
 _VAULT_TYPES = frozenset({"AnsibleVaultEncryptedUnicode", "EncryptedString"})
@@ -446,8 +446,8 @@ def _parse(line):
     return record, None
 
 
-def verify(path, key=None, head=None):
-    """Check the audit log at ``path``: chain, HMACs (with ``key``) and the head file (with ``head``).
+def verify(path, key=None, head=None, witness=None):
+    """Check the audit log at ``path``: chain, HMACs (with ``key``), the head file (with ``head``) and witnessed heads.
 
     Returns what :func:`verify_lines` returns. Raises AuditError when the log cannot be read.
     """
@@ -465,23 +465,27 @@ def verify(path, key=None, head=None):
         else:
             head_seq, head_hash, problem = _read_head(head, key)
             state = {"source": "head file", "seq": head_seq, "hash": head_hash, "problem": problem}
-    return verify_lines(lines, torn=torn, key=key, head=state, path=os.fspath(path))
+    return verify_lines(lines, torn=torn, key=key, head=state, path=os.fspath(path), witness=witness)
 
 
-def verify_lines(lines, torn=b"", key=None, head=None, path=""):
+def verify_lines(lines, torn=b"", key=None, head=None, path="", witness=None):
     """Check a trail given as its lines (the canonical JSON of each record, in the order they were stored).
 
     One rule for every place a trail is kept: the JSONL file, and the rows of the PostgreSQL sink. ``torn`` is an
     incomplete last line (bytes after the final newline), ``head`` what the trail's head says, or None when it is
     not checked: a mapping with ``source`` (how to name it), ``seq`` and ``hash``, and ``problem`` when it could not
-    be read or its HMAC is wrong.
+    be read or its HMAC is wrong. ``witness`` is a list of the heads a witness saw at the end of earlier runs (each
+    with ``source``, ``seq``, ``hash``, ``hmac`` and ``run_id``), or None: the trail must reach each of them and hold
+    the same record at its seq. With a key, a witnessed head without a valid HMAC is not taken (a note says so).
 
     Returns a mapping: ``ok``; ``path``; ``records``; ``last_seq`` and ``last_hash``; ``hmac_checked``;
-    ``head_checked``; ``problems``, the first bad record of each kind found (``kind``, ``line`` (1-based), ``seq``,
-    ``message``), ordered by line; and ``notes``. The kinds are ``unparseable``, ``edited`` (a record's content does
+    ``head_checked``; ``witness_checked`` (how many witnessed heads were compared, only with ``witness``); ``problems``,
+    the first bad record of each kind found (``kind``, ``line`` (1-based), ``seq``, ``message``), ordered by line; and
+    ``notes``. The kinds are ``unparseable``, ``edited`` (a record's content does
     not match its hash, or the chain breaks where a hash was recomputed), ``forged`` (no valid HMAC), ``deleted`` (a
-    gap in the sequence), ``reordered``, ``truncated`` (the head is ahead of the trail) and ``head`` (the head is
-    missing, unreadable, unsigned or disagrees with the trail).
+    gap in the sequence), ``reordered``, ``truncated`` (the head is ahead of the trail), ``head`` (the head is
+    missing, unreadable, unsigned or disagrees with the trail) and ``witness`` (the trail ends before a witnessed head
+    or differs from it at its seq: it was cut back or rewritten after a run published that head).
     """
     problems = {}
     notes = []
@@ -543,6 +547,7 @@ def verify_lines(lines, torn=b"", key=None, head=None, path=""):
             report("head", line, head_seq, f"seq {head_seq} in the log differs from the {source}: the log was rewritten from there on")
         elif head_seq < top:
             notes.append(f"the head file is {top - head_seq} record(s) behind the log (a writer stopped between the two writes)")
+    checked = _check_witness(witness, key, top, hashes, len(lines), report, notes) if witness is not None else 0
     if key is None:
         notes.append("HMACs not checked: no key given")
     last = hashes.get(top, (None,))[0] if top else None
@@ -550,13 +555,49 @@ def verify_lines(lines, torn=b"", key=None, head=None, path=""):
     return {
         "ok": not ordered, "path": path, "records": len(parsed), "last_seq": top, "last_hash": last,
         "hmac_checked": key is not None, "head_checked": head is not None, "problems": ordered, "notes": notes,
+        **({"witness_checked": checked} if witness is not None else {}),
     }
+
+
+def _check_witness(witness, key, top, hashes, count, report, notes):
+    """Compare the trail (last seq ``top``, ``hashes`` by seq) with each witnessed head; how many were compared."""
+    taken = []
+    for seen in witness:
+        if key is not None and not hmac.compare_digest(str(seen.get("hmac") or ""), _head_hmac(seen["seq"], seen["hash"], key)):
+            notes.append(f"a head seq {seen['seq']} in the {seen['source']} has no valid HMAC: not taken as witnessed")
+        else:
+            taken.append(seen)
+    beyond = [seen for seen in taken if seen["seq"] > top]
+    if beyond:
+        seen = max(beyond, key=lambda item: item["seq"])
+        report("witness", count + 1, top + 1, f"the log ends at seq {top} but the {seen['source']} saw seq {seen['seq']} at the end of run "
+               f"{seen.get('run_id')}: the log was cut back by {seen['seq'] - top} record(s) after that")
+    for seen in sorted(taken, key=lambda item: item["seq"]):
+        if 0 < seen["seq"] <= top and hashes.get(seen["seq"], (None,))[0] != seen["hash"]:
+            report("witness", hashes.get(seen["seq"], (None, None))[1], seen["seq"],
+                   f"seq {seen['seq']} in the log differs from the head the {seen['source']} saw at the end of run {seen.get('run_id')}: "
+                   "the log was rewritten from there on")
+            break
+    if not taken:
+        notes.append("the witness holds no head of this trail: nothing to compare")
+    return len(taken)
+
+
+def add_problem(result, problem):
+    """``result`` (of :func:`verify_lines`) with ``problem`` added when no problem of its kind comes before it."""
+    problems = [item for item in result["problems"] if item["kind"] != problem["kind"] or (item["line"] or 0) <= (problem["line"] or 0)]
+    if any(item["kind"] == problem["kind"] for item in problems):
+        return result
+    problems.append(problem)
+    problems.sort(key=lambda item: (item["line"] is None, item["line"] or 0, KINDS.index(item["kind"])))
+    return dict(result, ok=False, problems=problems)
 
 
 def format_report(result):
     """The verifier's report as text: one line per problem, or one line saying the log is intact."""
     if result["ok"]:
-        checks = ["hash chain", "HMACs" if result["hmac_checked"] else None, "head file" if result["head_checked"] else None]
+        checks = ["hash chain", "HMACs" if result["hmac_checked"] else None, "head file" if result["head_checked"] else None,
+                  f"{result['witness_checked']} witnessed head(s)" if result.get("witness_checked") else None]
         lines = [f"OK {result['path']}: {result['records']} records, last seq {result['last_seq']}; checked: {', '.join(c for c in checks if c)}"]
     else:
         lines = [f"TAMPERED {result['path']}: {len(result['problems'])} kind(s) of damage"]

@@ -94,3 +94,75 @@ def test_runs_from_a_copy_of_the_collection_and_through_a_link(log, tmp_path):
     link.symlink_to(copy / "bin" / "fleetpatch-audit")
     for script in (copy / "bin" / "fleetpatch-audit", link):
         assert _run("verify", log, script=script).returncode == 0
+
+
+# --- PostgreSQL: init-db, verify, export (the Python that runs the tests has psycopg; the system's has not) -------------
+
+
+def _run_pg(*args, env=None):
+    return subprocess.run([sys.executable, "-I", str(SCRIPT), *map(str, args)], capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, **(env or {})})
+
+
+def test_init_db_sql_needs_no_database_nor_psycopg():
+    done = _run("init-db", "--sql", "--trail", "prod_eu", "--writer", "awx_audit")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert "CREATE TABLE IF NOT EXISTS fleetpatch_audit.trail_prod_eu (" in done.stdout
+    assert 'GRANT SELECT, INSERT ON fleetpatch_audit.trail_prod_eu, fleetpatch_audit.witness TO "awx_audit";' in done.stdout
+    assert _run("init-db").returncode == 2  # neither a DSN nor --sql
+
+
+def test_postgres_without_psycopg_is_exit_2(tmp_path):
+    done = _run("verify", "postgresql://auditor@127.0.0.1/audit")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == ("fleetpatch-audit: the PostgreSQL audit sink needs the Python package psycopg (psycopg 3) on the controller, and it is "
+                           f"not installed in {PYTHON}: pip install psycopg\n")
+
+
+def test_init_db_verify_and_export_a_trail(audit_db, tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_bytes(b"k3y\n")
+    done = _run_pg("init-db", audit_db.admin, "--trail", "main", "--trail", "second")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.endswith("trail(s) main, second; writer role fleetpatch_audit_writer, reader role fleetpatch_audit_reader\n")
+    from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._audit_pg import PgAuditLog  # pylint: disable=import-outside-toplevel
+
+    writer = PgAuditLog(audit_db.writer_dsn, "second", key=b"k3y")
+    for number in range(3):
+        writer.append({"event": "task", "host": f"h{number}"})
+    writer.close()
+    where = f"postgresql://{audit_db.reader}@127.0.0.1:{audit_db.server.port}/{audit_db.name} trail second"
+    done = _run_pg("verify", audit_db.reader_dsn, "--trail", "second", "--key", key_file)
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"OK {where}: 3 records, last seq 3; checked: hash chain, HMACs, head file\n", "")
+    out = tmp_path / "export.jsonl"
+    done = _run_pg("export", audit_db.reader_dsn, out, "--trail", "second", "--key", key_file)
+    assert (done.returncode, done.stdout) == (0, f"exported 3 records of {where} to {out} (head seq 3 in {out}.head)\n")
+    assert _run("verify", out, "--key", key_file).stdout == f"OK {out}: 3 records, last seq 3; checked: hash chain, HMACs, head file\n"
+    # a record changed behind the triggers' back: both say where
+    with audit_db.server.connect(audit_db.name) as connection:
+        connection.execute("SET session_replication_role = replica")
+        connection.execute("UPDATE fleetpatch_audit.trail_second SET line = replace(line, '\"h1\"', '\"h9\"') WHERE seq = 2")
+    done = _run_pg("verify", audit_db.reader_dsn, "--trail", "second", "--key", key_file)
+    assert (done.returncode, done.stdout.splitlines()[1:]) == (1, ["edited: line 2 seq 2: line 2 (seq 2) was edited: its content does not match its hash"])
+    assert _run_pg("export", audit_db.reader_dsn, out, "--trail", "second", "--key", key_file).returncode == 0
+    done = _run("verify", out, "--key", key_file)
+    assert (done.returncode, done.stdout.splitlines()[1:]) == (1, ["edited: line 2 seq 2: line 2 (seq 2) was edited: its content does not match its hash"])
+
+
+@pytest.mark.parametrize(
+    ("args", "stderr"),
+    [
+        (("verify", "postgresql://auditor:pw@127.0.0.1/audit"),
+         "fleetpatch-audit: the PostgreSQL audit DSN (dsn) holds a password (its 'password' field): give the password in PGPASSWORD or a "
+         "pgpass file instead, so that it never reaches a record, a message or the environment of the run's workers\n"),
+        (("verify", "postgresql://auditor@127.0.0.1/audit", "--trail", "Prod"),
+         "fleetpatch-audit: the audit trail name 'Prod' is not valid: use lower-case letters, digits and underscores (41 at most), "
+         "starting with a letter or an underscore\n"),
+        (("verify", "{dir}/audit.jsonl", "--witness", "{dir}/no-syslog"),
+         "fleetpatch-audit: cannot read the witness syslog file {dir}/no-syslog: No such file or directory\n"),
+    ],
+    ids=["password", "trail-name", "witness-missing"],
+)
+def test_bad_targets_are_exit_2(log, args, stderr):
+    done = _run_pg(*(arg.format(dir=log.parent) for arg in args))
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", stderr.format(dir=log.parent))
