@@ -12,9 +12,10 @@ import multiprocessing
 import os
 import re
 import socket
-import subprocess
 
 import pytest
+
+from fleetpatch_dev import mounts
 
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _audit
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._audit import AuditError, AuditLog, verify
@@ -361,21 +362,8 @@ def test_a_head_behind_the_log(tmp_path, groups, head_seq, expected, text):
 @pytest.fixture
 def tmpfs(tmp_path):
     """A directory on a tmpfs of its own (``read_only()`` remounts it read-only), unmounted at the end."""
-    path = tmp_path / "tmpfs"
-    path.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "fp-audit-test", str(path)], check=True)
-
-    class Mount:
-        directory = path
-
-        @staticmethod
-        def read_only():
-            subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
-
-    try:
-        yield Mount
-    finally:
-        subprocess.run(["umount", str(path)], check=True)
+    with mounts.tmpfs(tmp_path / "tmpfs") as mounted:
+        yield mounted
 
 
 def test_a_log_on_a_read_only_filesystem_names_the_cause(tmpfs):
