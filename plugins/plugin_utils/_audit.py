@@ -287,10 +287,12 @@ class AuditLog:
             record = dict(record, seq=seq, prev=prev)
             if len(records) > 1 and not written:
                 record["batch"] = len(records)
-            record.setdefault("ts", utc_now())  # when the caller did not say when it happened: taken under the lock
-            record["hash"] = prev = record_hash(record)
+            if "ts" not in record:
+                record["ts"] = utc_now()  # when the caller did not say when it happened: taken under the lock
+            body = _body(record)  # what record_hash and record_hmac cover, made once
+            record["hash"] = prev = hashlib.sha256(body).hexdigest()
             if self.key is not None:
-                record["hmac"] = record_hmac(record, self.key)
+                record["hmac"] = hmac.new(self.key, body, hashlib.sha256).hexdigest()
             written.append(record)
             lines.append(canonical(record) + b"\n")
         _write_all(fd, b"".join(lines))

@@ -123,4 +123,5 @@ def test_repair_a_torn_committed_line_then_verify_lists_it(log):
 
 def test_repair_of_a_missing_log_is_exit_2(tmp_path):
     done = _run("repair", tmp_path / "none.jsonl")
-    assert (done.returncode, done.stdout, done.stderr) == (2, "", f"fleetpatch-audit: cannot read the audit log {tmp_path / 'none.jsonl'}: No such file or directory\n")
+    message = f"fleetpatch-audit: cannot read the audit log {tmp_path / 'none.jsonl'}: No such file or directory\n"
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", message)
