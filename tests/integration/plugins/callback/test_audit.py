@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -240,3 +241,22 @@ def test_read_only_filesystems_are_named_and_a_head_failure_loses_no_record(audi
         assert f"fleetpatch.rollout.audit_event: the audit log cannot be written, so the rollout stops here: {cause}" in run.stdout
         assert f"record(s) not written, the audit trail is incomplete: {cause}" in run.stdout
         assert "TASK [Patch the first wave]" not in run.stdout
+
+
+def test_an_interrupted_run_still_writes_the_records_it_kept_waiting(audited):
+    inventory = audited.inventory("audited", ["web-01", "web-02"])
+    process = audited.start("audit_interrupted.yml", inventory, env={"FLEETPATCH_AUDIT_FLUSH_SECONDS": "3600"})
+    output = []
+    for line in process.stdout:  # the results of "Look" wait in the callback while "Wait long" runs
+        output.append(line)
+        if line.startswith("TASK [Wait long]"):
+            break
+    time.sleep(1)
+    process.send_signal(signal.SIGINT)  # an operator's Ctrl-C
+    output.append(process.communicate(timeout=60)[0])
+    assert process.returncode != 0, "".join(output)
+    records = audited.records()
+    assert [(record["event"], record["data"].get("task"), record["host"]) for record in records[2:]] in (
+        [("task", "Look", "web-01"), ("task", "Look", "web-02")], [("task", "Look", "web-02"), ("task", "Look", "web-01")])
+    assert [record["event"] for record in records[:2]] == ["run_start", "play_start"]
+    assert verify(audited.log, key=read_key(audited.key_file), head=f"{audited.log}.head")["ok"] is True
