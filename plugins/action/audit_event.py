@@ -105,9 +105,12 @@ class ActionModule(ActionBase):
         if kind == "wave_end":
             following["wave"] = None
         host = None if self._task.run_once else task_vars.get("inventory_hostname")
-        record = _audit.make_record(kind, sink["run_id"], context, host=host, data=data, secret=vaulted, plaintexts=vault_plaintexts(task_vars))
+        record = _audit.make_record(kind, sink["run_id"], context, host=host, data=data, secret=vaulted, plaintexts=vault_plaintexts(task_vars),
+                                    redact=sink.get("redact_keys", _audit.REDACT_KEYS))
         try:
             written = _audit_pg.append_to_sink(sink, record)  # the file, or PostgreSQL through a connection of this worker's own
+        except _audit.HeadError as exc:
+            raise AnsibleActionFail(f"{MODULE}: the record was written, but the rollout stops here because {exc}") from None
         except _audit.AuditError as exc:
             raise AnsibleActionFail(f"{MODULE}: the audit log cannot be written, so the rollout stops here: {exc}") from None
         result.update(changed=False, audit={

@@ -87,7 +87,8 @@ class ActionModule(ActionBase):
         if data["holder"].get("patch"):
             context = _audit.merge_context(context, {"patch_id": data["holder"]["patch"]})
         try:
-            _audit.append_to_sink(sink, _audit.make_record("lock", sink["run_id"], context, data=data))
+            _audit.append_to_sink(sink, _audit.make_record("lock", sink["run_id"], context, data=data,
+                                                           redact=sink.get("redact_keys", _audit.REDACT_KEYS)))
         except _audit.AuditError as exc:
             raise AnsibleActionFail(f"{MODULE}: the audit log cannot be written, so the run stops here: {exc}") from None
 

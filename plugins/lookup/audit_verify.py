@@ -99,12 +99,22 @@ _value:
         - Each has C(kind) (V(unparseable), V(edited), V(forged), V(deleted), V(reordered), V(truncated),
           V(head), V(witness)), C(line) (1-based, the row of a trail in PostgreSQL; none for the head file), C(seq)
           and C(message).
+        - V(head) also means a head file more than one write behind the log; a writer that stops between writing
+          records and moving the head on leaves it one record, or one group of records, behind.
       type: list
       elements: dict
     notes:
-      description: What was not checked, and a head file behind the log.
+      description: What was not checked, a head file one write behind the log, and every repair on record.
       type: list
       elements: str
+    repairs:
+      description:
+        - Every record that says the log was cut, in order, so a repaired log never reads as a plain intact one.
+        - Each has C(event) (V(torn_tail), an unfinished write a crash cut short and the next writer cut off; V(repair),
+          a torn committed record an operator cut off with C(fleetpatch-audit repair)), C(line), C(seq), C(ts) and
+          C(data) (what was cut, its sha256, the head file's seq then, and for a repair who ran it).
+      type: list
+      elements: dict
 """
 
 from ansible.errors import AnsibleLookupError

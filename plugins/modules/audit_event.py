@@ -120,7 +120,9 @@ options:
     elements: str
   data:
     description:
-      - Further details of the event, recorded as given (vaulted values replaced).
+      - Further details of the event, recorded as given, except that vaulted values and every value under a key named
+        like one of O(fleetpatch.rollout.audit#callback:redact_keys) (by default C(password), C(passwd), C(token), C(secret),
+        C(private_key), C(api_key); C(db_password) and C(X-Api-Key) too), at any depth, are written as V(<redacted>).
     type: dict
     default: {}
 notes:

@@ -18,9 +18,17 @@ without the key. After each record the chain head (``seq`` and ``hash``, with it
 second file, ``<log>.head`` by default, which is how a cut-off tail is found.
 
 :class:`AuditLog` appends under an exclusive ``flock`` on the log: it reads only the last record (from the end
-of the file), writes one line, ``fsync``s it, then replaces the head file atomically, all under the lock, so
-concurrent writers (two ``ansible-playbook`` runs, the callback and the forked workers of one run) never
-interleave nor fork the chain. :func:`verify` checks a log and names the first bad record of each kind.
+of the file), writes one line (or a group of lines, :meth:`AuditLog.append_many`, in one write), ``fsync``s it,
+then replaces the head file atomically, all under the lock, so concurrent writers (two ``ansible-playbook`` runs,
+the callback and the forked workers of one run) never interleave nor fork the chain. The first record of a group
+says how many records the group holds (``batch``): a writer that stops between the group's write and the head's
+leaves the head that many records behind, and the verifier accepts no more than that. :func:`verify` checks a log
+and names the first bad record of each kind.
+
+No silent repair: an unterminated last line after the record the head file names is a write a crash cut short,
+and the next writer cuts it off and records what it cut (``torn_tail``). One at or before it (the head says that
+record was committed) is damage: writers refuse to append until an operator runs ``fleetpatch-audit repair``
+(:func:`repair`), which cuts it off and records who did it (``repair``). :func:`verify` lists both kinds of record.
 """
 
 from __future__ import annotations
@@ -28,17 +36,21 @@ from __future__ import annotations
 import datetime
 import errno
 import fcntl
+import functools
 import hashlib
 import hmac
 import json
 import math
 import os
+import pwd
+import socket
 import time
 
 __all__ = [
-    "ACTOR_VARS", "AuditError", "AuditLog", "CONTEXT_VARS", "FORMAT", "GENESIS", "KINDS", "NO_LOG_TEXT", "REDACTED",
-    "SINK_ENV", "add_problem", "append_to_sink", "canonical", "context_from_vars", "current_sink", "publish_sink", "format_report", "make_record",
-    "merge_context", "read_key", "record_hash", "record_hmac", "scrub", "task_data", "utc_now", "verify", "verify_lines",
+    "ACTOR_VARS", "AuditError", "AuditLog", "CONTEXT_VARS", "FORMAT", "GENESIS", "HeadError", "KINDS", "NO_LOG_TEXT", "REDACTED",
+    "REDACT_KEYS", "REPAIR_EVENTS", "SINK_ENV", "add_problem", "append_to_sink", "canonical", "context_from_vars", "current_sink",
+    "describe_os_error", "publish_sink", "format_report", "make_record", "merge_context", "read_key", "record_hash", "record_hmac",
+    "redacted_key", "repair", "scrub", "task_data", "utc_now", "verify", "verify_lines",
 ]
 
 GENESIS = "0" * 64
@@ -51,10 +63,33 @@ _TAIL_BLOCK = 8192
 _VAULT_TYPES = frozenset({"AnsibleVaultEncryptedUnicode", "EncryptedString"})
 _MESSAGE_LIMIT = 1000
 _MIN_SECRET = 4
+_COUNT_BLOCK = 1 << 20
+# The records that say a log was cut: by a writer after a crash, and by an operator after damage.
+REPAIR_EVENTS = ("torn_tail", "repair")
+# Values under keys named like these are written as REDACTED (see redacted_key for what "named like" means).
+REDACT_KEYS = ("password", "passwd", "token", "secret", "private_key", "api_key")
 
 
 class AuditError(Exception):
     """The audit log cannot be written or read."""
+
+
+class HeadError(AuditError):
+    """The records were written to the log, but the head file could not be updated.
+
+    ``records`` holds the records as written: none of them was lost.
+    """
+
+    def __init__(self, message, records):
+        super().__init__(message)
+        self.records = records
+
+
+def describe_os_error(exc, path):
+    """Why an operation on ``path`` failed, in words: a read-only filesystem is named as the cause."""
+    if getattr(exc, "errno", None) == errno.EROFS:
+        return f"{os.path.dirname(os.fspath(path)) or '.'} is on a read-only filesystem"
+    return exc.strerror or str(exc)
 
 
 def canonical(record):
@@ -127,18 +162,30 @@ class AuditLog:
         """Add ``record`` (a mapping of JSON values) as the next line and return it as written.
 
         ``seq``, ``prev``, ``hash`` and ``hmac`` are filled in here; ``ts`` too when absent, under the lock. Returns once the
-        line and the head file are on disk. Raises AuditError when either cannot be written.
+        line and the head file are on disk. Raises AuditError when the line cannot be written, HeadError (an AuditError)
+        when it was written but the head file could not be updated.
         """
-        record = {key: value for key, value in record.items() if key not in ("seq", "prev", "hash", "hmac")}
+        return self.append_many([record])[0]
+
+    def append_many(self, records):
+        """Add ``records`` as the next lines, in order, with one lock, one write, one ``fsync`` and one head file update.
+
+        Returns them as written, once they and the head file are on disk; the first of two or more says how many were
+        written together (``batch``). Nothing is written when one of them is not JSON. Errors as for :meth:`append`.
+        """
+        records = [{key: value for key, value in record.items() if key not in ("seq", "prev", "hash", "hmac", "batch")} for record in records]
         try:
-            canonical(record)
+            for record in records:
+                canonical(record)
         except (TypeError, ValueError) as exc:
             raise AuditError(f"an audit record must hold JSON values only: {exc}") from None
+        if not records:
+            return []
         fd = self._open_locked()
         try:
-            return self._append_locked(fd, record)
+            return self._append_locked(fd, records)
         except OSError as exc:
-            raise AuditError(f"cannot write the audit log {self.path}: {exc.strerror or exc}") from None
+            raise AuditError(f"cannot write the audit log {self.path}: {describe_os_error(exc, self.path)}") from None
         finally:
             os.close(fd)  # releases the lock
 
@@ -150,7 +197,7 @@ class AuditLog:
                 created = not os.path.exists(self.path)
                 fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
             except OSError as exc:
-                raise AuditError(f"cannot open the audit log {self.path}: {exc.strerror or exc}") from None
+                raise AuditError(f"cannot open the audit log {self.path}: {describe_os_error(exc, self.path)}") from None
             try:
                 while True:
                     try:
@@ -175,19 +222,52 @@ class AuditLog:
                 raise
             os.close(fd)
 
-    def _append_locked(self, fd, record):
+    def _append_locked(self, fd, records):
         last, torn = _tail(fd)
         seq, prev = self._chain_end(last)
         if torn:
-            # A writer died inside a line (power cut): that line was never complete, so never chained. Cut it
-            # off, and record what was cut, so that the chain goes on and the loss is on record.
-            end = os.fstat(fd).st_size
-            fragment = os.pread(fd, torn, end - torn)
-            os.ftruncate(fd, end - torn)
-            repair = {"event": "torn_tail", "ts": utc_now(), "data": {"bytes": torn, "sha256": hashlib.sha256(fragment).hexdigest()}}
-            repaired = self._write_record(fd, seq, prev, repair)
-            seq, prev = repaired["seq"], repaired["hash"]
-        return self._write_record(fd, seq, prev, record)
+            records = [self._cut_torn(fd, seq, torn, last is None)] + records
+            return self._write_records(fd, seq, prev, records)[1:]
+        return self._write_records(fd, seq, prev, records)
+
+    def _cut_torn(self, fd, seq, torn, empty):
+        """Cut off the unterminated last line when the head file shows it was never committed; the record of the cut.
+
+        ``seq`` is the last complete record's. The head file is read here, under the log's lock, so no writer moves it.
+        """
+        cut = _torn_line(fd, torn)
+        head_seq, problem, missing = self._head_state()
+        if problem is None and head_seq <= seq:
+            pass  # the crash case: a writer stopped inside the line after the last committed record
+        elif missing and empty:
+            # Conservative: a head file missing beside complete records is damage too, since every committed write
+            # leaves one; only a log whose very first write was cut short (no complete line) never had a head file.
+            pass
+        else:
+            if problem is None:
+                why = (f"its head file {self.head} says seq {head_seq} was committed, and the last complete record is seq {seq}: "
+                       "a committed record was damaged")
+            elif missing:
+                why = f"its head file {self.head} is missing, so whether that record had been committed cannot be told"
+            else:
+                why = f"its head file cannot be trusted to tell whether that record had been committed ({problem})"
+            raise AuditError(f"the audit log {self.path} ends with a torn line {cut['line']} ({cut['bytes']} bytes without a newline) and "
+                             f"{why}. Refusing to append: an operator can cut it off on record with `{self._repair_command()}`")
+        os.ftruncate(fd, cut.pop("end"))
+        return {"event": "torn_tail", "ts": utc_now(), "data": dict(cut, head_seq=head_seq)}
+
+    def _head_state(self):
+        """``(seq, problem, missing)`` of the head file: its seq (None when unreadable), what is wrong with it, whether it is missing."""
+        if not os.path.exists(self.head):
+            return None, f"head file {self.head} is missing", True
+        seq, _digest, problem = _read_head(self.head, self.key)
+        return seq, problem, False
+
+    def _repair_command(self):
+        command = f"fleetpatch-audit repair {self.path}"
+        if self.head != self.path + ".head":
+            command += f" --head {self.head}"
+        return command + (" --key <the HMAC key file>" if self.key is not None else "")
 
     def _chain_end(self, last):
         """``(seq, hash)`` of the last record, ``(0, GENESIS)`` for an empty log."""
@@ -199,19 +279,28 @@ class AuditLog:
                              f"refusing to chain onto it; run fleetpatch-audit verify")
         return record["seq"], record["hash"]
 
-    def _write_record(self, fd, seq, prev, record):
-        """Write ``record`` as seq + 1 after ``prev``, durably, and move the head file on; return it as written."""
-        record = dict(record, seq=seq + 1, prev=prev)
-        record.setdefault("ts", utc_now())  # taken under the lock: timestamps rise with seq
-        record["hash"] = record_hash(record)
-        if self.key is not None:
-            record["hmac"] = record_hmac(record, self.key)
-        _write_all(fd, canonical(record) + b"\n")
+    def _write_records(self, fd, seq, prev, records):
+        """Write ``records`` as seq + 1, seq + 2, ... after ``prev``, in one write, durably, then move the head file on."""
+        written, lines = [], []
+        for record in records:
+            seq += 1
+            record = dict(record, seq=seq, prev=prev)
+            if len(records) > 1 and not written:
+                record["batch"] = len(records)
+            if "ts" not in record:
+                record["ts"] = utc_now()  # when the caller did not say when it happened: taken under the lock
+            body = _body(record)  # what record_hash and record_hmac cover, made once
+            record["hash"] = prev = hashlib.sha256(body).hexdigest()
+            if self.key is not None:
+                record["hmac"] = hmac.new(self.key, body, hashlib.sha256).hexdigest()
+            written.append(record)
+            lines.append(canonical(record) + b"\n")
+        _write_all(fd, b"".join(lines))
         os.fsync(fd)
-        self._write_head(record["seq"], record["hash"])
-        return record
+        self._write_head(seq, prev, written)
+        return written
 
-    def _write_head(self, seq, digest):
+    def _write_head(self, seq, digest, written):
         head = {"seq": seq, "hash": digest}
         if self.key is not None:
             head["hmac"] = _head_hmac(seq, digest, self.key)
@@ -226,8 +315,68 @@ class AuditLog:
             os.replace(tmp, self.head)
             _fsync_dir(self.head)
         except OSError as exc:
-            raise AuditError(f"record seq {seq} was written to the audit log {self.path} but the head file {self.head} could not be: "
-                             f"{exc.strerror or exc}") from None
+            first = written[0]["seq"]
+            records = f"record seq {seq} was" if first == seq else f"records seq {first} to {seq} were"
+            raise HeadError(f"the head file {self.head} could not be updated: {describe_os_error(exc, self.head)} ({records} written to "
+                            f"the audit log {self.path})", written) from None
+
+
+def _torn_line(fd, torn):
+    """What an unterminated last line of ``torn`` bytes is: its ``line`` number, ``bytes``, ``sha256`` and where it starts (``end``)."""
+    end = os.fstat(fd).st_size - torn
+    lines = 0
+    for position in range(0, end, _COUNT_BLOCK):
+        lines += os.pread(fd, min(_COUNT_BLOCK, end - position), position).count(b"\n")
+    fragment = os.pread(fd, torn, end)
+    return {"line": lines + 1, "bytes": torn, "sha256": hashlib.sha256(fragment).hexdigest(), "end": end}
+
+
+def _os_user():
+    uid = os.getuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def repair(path, key=None, head=None):
+    """Cut the torn last line off the audit log at ``path`` and record what was cut; the ``repair`` record, or None.
+
+    The operator's way out of a refusal to append (a torn line at or before the head's seq). Under the log's lock: the
+    unterminated last line is cut off and a ``repair`` record appended, which holds its ``line``, ``bytes`` and
+    ``sha256``, the seq the head file said (``head_seq``; ``head_problem`` when it could not be read), and who ran it
+    (``user``, ``uid``, ``host``, and ``sudo_user`` when run through sudo); the head file moves on to it. Returns None,
+    changing nothing, when the log ends with a complete line. Raises AuditError when the log is missing or cannot be
+    written, its last complete line is not a record, or that record is signed and ``key`` is missing or does not
+    sign it (the repair record would read as forged).
+    """
+    log = AuditLog(path, key=key, head=head)
+    if not os.path.isfile(log.path):
+        raise AuditError(f"cannot read the audit log {log.path}: No such file or directory")
+    fd = log._open_locked()  # pylint: disable=protected-access  # the writer's own lock, taken the writer's way
+    try:
+        last, torn = _tail(fd)
+        if not torn:
+            return None
+        seq, prev = log._chain_end(last)  # pylint: disable=protected-access
+        record = json.loads(last) if last is not None else {}
+        if "hmac" in record and (key is None or not hmac.compare_digest(str(record["hmac"]), record_hmac(record, key))):
+            raise AuditError(f"the records of the audit log {log.path} are signed, and " + ("no HMAC key was given" if key is None else
+                             "the key given does not sign its last record") + ": give the key that signs it, or the repair record would read as forged")
+        cut = _torn_line(fd, torn)
+        head_seq, problem, _missing = log._head_state()  # pylint: disable=protected-access
+        data = {key: value for key, value in cut.items() if key != "end"}
+        data.update(head_seq=head_seq, user=_os_user(), uid=os.getuid(), host=socket.gethostname())
+        if problem is not None:
+            data["head_problem"] = problem
+        if os.environ.get("SUDO_USER"):
+            data["sudo_user"] = os.environ["SUDO_USER"]
+        os.ftruncate(fd, cut["end"])
+        return log._write_records(fd, seq, prev, [{"event": "repair", "data": data}])[0]  # pylint: disable=protected-access
+    except OSError as exc:
+        raise AuditError(f"cannot repair the audit log {log.path}: {describe_os_error(exc, log.path)}") from None
+    finally:
+        os.close(fd)
 
 
 def _tail(fd):
@@ -263,17 +412,48 @@ def _hide(text, plaintexts):
     return text
 
 
-def scrub(value, secret=None, plaintexts=()):
+def _squash(name):
+    return "".join(character for character in str(name).lower() if character.isalnum())
+
+
+@functools.lru_cache(maxsize=64)
+def _redact_names(keys):
+    return tuple(sorted({name for name in map(_squash, keys) if name}))
+
+
+@functools.lru_cache(maxsize=8192)
+def _redacted(key, names):
+    squashed = _squash(key)
+    return any(name in squashed for name in names)
+
+
+def redacted_key(key, keys=REDACT_KEYS):
+    """Whether the value under ``key`` is redacted: whether ``key`` is named like one of ``keys``.
+
+    "Named like": the key, lower-cased and with every character but letters and digits dropped, contains one of
+    ``keys`` reduced the same way. So ``password`` covers ``db_password``, ``PASSWORD``, ``passwords`` and
+    ``userPassword``, ``api_key`` covers ``X-Api-Key`` and ``apiKey``, ``private_key`` covers ``ssh_private_key_file``.
+    It errs on the side of hiding: ``secret`` covers ``secretary`` too, ``token`` ``tokenizer``.
+    """
+    return _redacted(str(key), _redact_names(tuple(keys)))
+
+
+def scrub(value, secret=None, plaintexts=(), redact=REDACT_KEYS):
     """A JSON-safe copy of ``value`` with every vaulted value replaced and no_log results censored.
 
     Vaulted values are recognised by type (``AnsibleVaultEncryptedUnicode``, ``EncryptedString``), by the
     ``__ansible_vault`` mapping they serialise to, and by ``secret(value)`` when given (the Ansible side passes
     a test that also knows ansible-core's vault tags, which survive templating); every occurrence of one of
     ``plaintexts`` (the vaulted values in play; those shorter than 4 characters only as a whole string) is
-    replaced too; a mapping that says
+    replaced too; the value under a key named like one of ``redact`` (:func:`redacted_key`), in a mapping at any
+    depth, is replaced whatever it is; a mapping that says
     ``_ansible_no_log`` becomes ``{"censored": ...}``; Ansible's internal ``_ansible_*`` keys are dropped; any
     other object becomes the name of its type, never its text.
     """
+    return _scrub(value, secret, plaintexts, _redact_names(tuple(redact)))
+
+
+def _scrub(value, secret, plaintexts, names):
     if type(value).__name__ in _VAULT_TYPES or (secret is not None and secret(value)):
         return REDACTED
     if isinstance(value, dict):
@@ -281,9 +461,10 @@ def scrub(value, secret=None, plaintexts=()):
             return REDACTED
         if value.get("_ansible_no_log"):
             return {"censored": NO_LOG_TEXT}
-        return {_hide(str(key), plaintexts): scrub(item, secret, plaintexts) for key, item in value.items() if not str(key).startswith("_ansible")}
+        return {_hide(str(key), plaintexts): REDACTED if names and _redacted(str(key), names) else _scrub(item, secret, plaintexts, names)
+                for key, item in value.items() if not str(key).startswith("_ansible")}
     if isinstance(value, (list, tuple)):
-        return [scrub(item, secret, plaintexts) for item in value]
+        return [_scrub(item, secret, plaintexts, names) for item in value]
     if isinstance(value, str):
         return _hide(str(value), plaintexts)  # str() also turns a str subclass (tagged by Ansible) into a plain one
     if value is None or isinstance(value, (bool, int)):
@@ -293,11 +474,12 @@ def scrub(value, secret=None, plaintexts=()):
     return f"<{type(value).__name__}>"
 
 
-def task_data(result, status, no_log, include, secret=None, plaintexts=()):
+def task_data(result, status, no_log, include, secret=None, plaintexts=(), redact=REDACT_KEYS):
     """What the audit log keeps of one task result: never anything of a no_log result but its status.
 
     ``result`` is the result mapping, ``include`` the result keys to keep (each scrubbed, strings cut to
-    1000 characters). A loop result is summarised by counts, never by its items, which may be secrets.
+    1000 characters; one named like one of ``redact`` is kept as REDACTED). A loop result is summarised by counts,
+    never by its items, which may be secrets.
     """
     data = {"status": status, "changed": bool(result.get("changed", False))}
     items = result.get("results")
@@ -312,9 +494,10 @@ def task_data(result, status, no_log, include, secret=None, plaintexts=()):
     if no_log or result.get("_ansible_no_log"):
         data["no_log"] = True
         return data
+    names = _redact_names(tuple(redact))
     for key in include:
         if key in result and key != "results":
-            value = scrub(result[key], secret, plaintexts)
+            value = REDACTED if names and _redacted(str(key), names) else _scrub(result[key], secret, plaintexts, names)
             data[key] = _short(value) if isinstance(value, str) else value
     return data
 
@@ -368,14 +551,14 @@ def merge_context(base, update):
     return merged
 
 
-def make_record(event, run_id, context, host=None, data=None, secret=None, plaintexts=()):
-    """A record before it is chained: the fields every record has (None where unknown) and ``data``."""
+def make_record(event, run_id, context, host=None, data=None, secret=None, plaintexts=(), redact=REDACT_KEYS):
+    """A record before it is chained: the fields every record has (None where unknown) and ``data`` (scrubbed)."""
     actors = context.get("actors", {})
     return {
         "v": FORMAT, "event": event, "run_id": run_id, "host": host,
         "actors": {actor: actors.get(actor) for actor in ACTOR_VARS},
         "patch_id": context.get("patch_id"), "artifact_sha256": context.get("artifact_sha256"), "wave": context.get("wave"),
-        "data": scrub(data or {}, secret, plaintexts),
+        "data": scrub(data or {}, secret, plaintexts, redact),
     }
 
 
@@ -385,8 +568,8 @@ SINK_ENV = "FLEETPATCH_AUDIT_SINK"
 def publish_sink(sink):
     """Tell the run's worker processes (forked later, so they inherit the environment) where the audit goes.
 
-    ``sink`` is a mapping (``log``, ``head``, ``key_file``, ``run_id``, ``dropped``, ``error``), or None to
-    withdraw it at the end of the run.
+    ``sink`` is a mapping (``log``, ``head``, ``key_file``, ``run_id``, ``dropped``, ``error``, ``context``,
+    ``redact_keys``), or None to withdraw it at the end of the run.
     """
     if sink is None:
         os.environ.pop(SINK_ENV, None)
@@ -480,15 +663,19 @@ def verify_lines(lines, torn=b"", key=None, head=None, path="", witness=None):
 
     Returns a mapping: ``ok``; ``path``; ``records``; ``last_seq`` and ``last_hash``; ``hmac_checked``;
     ``head_checked``; ``witness_checked`` (how many witnessed heads were compared, only with ``witness``); ``problems``,
-    the first bad record of each kind found (``kind``, ``line`` (1-based), ``seq``, ``message``), ordered by line; and
-    ``notes``. The kinds are ``unparseable``, ``edited`` (a record's content does
-    not match its hash, or the chain breaks where a hash was recomputed), ``forged`` (no valid HMAC), ``deleted`` (a
-    gap in the sequence), ``reordered``, ``truncated`` (the head is ahead of the trail), ``head`` (the head is
-    missing, unreadable, unsigned or disagrees with the trail) and ``witness`` (the trail ends before a witnessed head
-    or differs from it at its seq: it was cut back or rewritten after a run published that head).
+    the first bad record of each kind found (``kind``, ``line`` (1-based), ``seq``, ``message``), ordered by line;
+    ``notes``; and ``repairs``, every record that says the trail was cut (``event`` ``torn_tail`` or ``repair``,
+    ``line``, ``seq``, ``ts``, ``data``), each also told in ``notes``. The kinds are ``unparseable``, ``edited`` (a
+    record's content does not match its hash, or the chain breaks where a hash was recomputed), ``forged`` (no valid
+    HMAC), ``deleted`` (a gap in the sequence), ``reordered``, ``truncated`` (the head is ahead of the trail),
+    ``head`` (the head is missing, unreadable, unsigned, disagrees with the trail, or is further behind it than one
+    write: a writer that stops between its two writes leaves it one record behind, or the records of one group, as
+    the group's first record says in ``batch``) and ``witness`` (the trail ends before a witnessed head or differs
+    from it at its seq: it was cut back or rewritten after a run published that head).
     """
     problems = {}
     notes = []
+    repairs = []
 
     def report(kind, line, seq, message):
         if kind not in problems:
@@ -508,6 +695,7 @@ def verify_lines(lines, torn=b"", key=None, head=None, path="", witness=None):
     for number, record in parsed:
         later_seqs[record["seq"]] = later_seqs.get(record["seq"], 0) + 1
     hashes = {}  # seq -> (hash, line) of the records seen so far
+    batches = {}  # seq -> how many records were written together from it on
     top = 0
     previous_line = 0
     for number, record in parsed:
@@ -532,6 +720,12 @@ def verify_lines(lines, torn=b"", key=None, head=None, path="", witness=None):
             missing = f"seq {expected}" if seq == expected + 1 else f"seq {expected} to {seq - 1}"
             report("deleted", number, seq, f"{missing} deleted before line {number} (seq {seq})")
         hashes.setdefault(seq, (record["hash"], number))
+        batch = record.get("batch")
+        if isinstance(batch, int) and not isinstance(batch, bool) and batch > 1:
+            batches.setdefault(seq, batch)
+        if record.get("event") in REPAIR_EVENTS:
+            repairs.append({"event": record["event"], "line": number, "seq": seq, "ts": record.get("ts"), "data": record.get("data")})
+            notes.append(_repair_note(repairs[-1]))
         top = max(top, seq)
 
     if head is not None:
@@ -546,7 +740,14 @@ def verify_lines(lines, torn=b"", key=None, head=None, path="", witness=None):
             line = hashes.get(head_seq, (None, None))[1]
             report("head", line, head_seq, f"seq {head_seq} in the log differs from the {source}: the log was rewritten from there on")
         elif head_seq < top:
-            notes.append(f"the head file is {top - head_seq} record(s) behind the log (a writer stopped between the two writes)")
+            behind, allowed = top - head_seq, batches.get(head_seq + 1, 1)
+            if behind <= allowed:
+                notes.append(f"the {source} is {behind} record(s) behind the log (a writer stopped between the two writes)")
+            else:
+                report("head", hashes.get(head_seq, (None, None))[1] if head_seq else None, head_seq,
+                       f"the {source} says seq {head_seq} but the log goes on to seq {top}: {behind} records past it, more than the "
+                       f"{allowed} a writer that stopped between its two writes can leave; an old head was put back, or records were "
+                       "added without moving the head on")
     checked = _check_witness(witness, key, top, hashes, len(lines), report, notes) if witness is not None else 0
     if key is None:
         notes.append("HMACs not checked: no key given")
@@ -554,7 +755,7 @@ def verify_lines(lines, torn=b"", key=None, head=None, path="", witness=None):
     ordered = sorted(problems.values(), key=lambda item: (item["line"] is None, item["line"] or 0, KINDS.index(item["kind"])))
     return {
         "ok": not ordered, "path": path, "records": len(parsed), "last_seq": top, "last_hash": last,
-        "hmac_checked": key is not None, "head_checked": head is not None, "problems": ordered, "notes": notes,
+        "hmac_checked": key is not None, "head_checked": head is not None, "problems": ordered, "notes": notes, "repairs": repairs,
         **({"witness_checked": checked} if witness is not None else {}),
     }
 
@@ -593,12 +794,27 @@ def add_problem(result, problem):
     return dict(result, ok=False, problems=problems)
 
 
+def _repair_note(repaired):
+    """A repair record in words, for the verifier's notes."""
+    data = repaired["data"] if isinstance(repaired["data"], dict) else {}
+    what = f"{data.get('bytes', '?')} bytes (sha256 {data.get('sha256', '?')})"
+    if data.get("line") is not None:
+        what += f" of torn line {data['line']}"
+    head = f"; the head file said seq {data['head_seq']}" if data.get("head_seq") is not None else ""
+    if repaired["event"] == "repair":
+        who = data.get("user", "?") + (f" (sudo from {data['sudo_user']})" if data.get("sudo_user") else "") + f" on {data.get('host', '?')}"
+        return f"line {repaired['line']} (seq {repaired['seq']}): repaired by {who} at {repaired['ts']}: cut {what}{head}"
+    return f"line {repaired['line']} (seq {repaired['seq']}): a writer cut off {what} left by a write a crash cut short{head}"
+
+
 def format_report(result):
     """The verifier's report as text: one line per problem, or one line saying the log is intact."""
     if result["ok"]:
         checks = ["hash chain", "HMACs" if result["hmac_checked"] else None, "head file" if result["head_checked"] else None,
                   f"{result['witness_checked']} witnessed head(s)" if result.get("witness_checked") else None]
         lines = [f"OK {result['path']}: {result['records']} records, last seq {result['last_seq']}; checked: {', '.join(c for c in checks if c)}"]
+        if result.get("repairs"):
+            lines[0] += f"; REPAIRED: {len(result['repairs'])} cut(s) on record, listed below"
     else:
         lines = [f"TAMPERED {result['path']}: {len(result['problems'])} kind(s) of damage"]
         for problem in result["problems"]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -166,3 +168,32 @@ def test_init_db_verify_and_export_a_trail(audit_db, tmp_path):
 def test_bad_targets_are_exit_2(log, args, stderr):
     done = _run_pg(*(arg.format(dir=log.parent) for arg in args))
     assert (done.returncode, done.stdout, done.stderr) == (2, "", stderr.format(dir=log.parent))
+
+
+def test_repair_a_torn_committed_line_then_verify_lists_it(log):
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:-1]) + lines[-1][:30])  # the head says seq 5 was committed; its line is torn
+    key = log.parent / "key"
+    done = _run("repair", log)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (f"fleetpatch-audit: the records of the audit log {log} are signed, and no HMAC key was given: give the key that "
+                           "signs it, or the repair record would read as forged\n")
+    done = _run("repair", log, "--key", key)
+    sha = hashlib.sha256(lines[-1][:30]).hexdigest()
+    user = pwd.getpwuid(os.getuid()).pw_name
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == f"repaired {log}: cut torn line 5 (30 bytes, sha256 {sha}); the head file said seq 5; recorded as seq 5 by {user}\n"
+    done = _run("verify", log, "--key", key)
+    assert done.returncode == 0
+    assert done.stdout.splitlines()[0] == f"OK {log}: 5 records, last seq 5; checked: hash chain, HMACs, head file; REPAIRED: 1 cut(s) on record, listed below"
+    assert done.stdout.splitlines()[1].startswith(f"note: line 5 (seq 5): repaired by {user}")
+    result = json.loads(_run("verify", log, "--key", key, "--json").stdout)
+    assert [(item["event"], item["line"], item["data"]["sha256"]) for item in result["repairs"]] == [("repair", 5, sha)]
+    done = _run("repair", log, "--key", key)
+    assert (done.returncode, done.stdout) == (0, f"nothing to repair: {log} ends with a complete line\n")
+
+
+def test_repair_of_a_missing_log_is_exit_2(tmp_path):
+    done = _run("repair", tmp_path / "none.jsonl")
+    message = f"fleetpatch-audit: cannot read the audit log {tmp_path / 'none.jsonl'}: No such file or directory\n"
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", message)

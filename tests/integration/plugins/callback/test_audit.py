@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
+from fleetpatch_dev import mounts
+
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._audit import read_key, verify
 
 GOLDEN = Path(__file__).parent / "golden" / "audit_golden.json"
-VOLATILE = ("ts", "hash", "prev", "hmac", "seq")
+VOLATILE = ("ts", "hash", "prev", "hmac", "seq", "batch")  # batch: where a group of records starts depends on timing
 # ansible-core 2.19 words some failures differently from 2.21, which the golden file was written with.
 CORE_MESSAGES = {"non-zero return code": "The command exited with a non-zero return code."}
 
@@ -55,7 +58,7 @@ def test_golden_run(audited):
         "ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": port, "ansible_user": "nobody",
     })
     run = audited.run("audit_golden.yml", inventory, "-e", "fleetpatch_patch_id=FP-2025-14847", "-e", "fleetpatch_artifact_sha256=" + "ab" * 32,
-                      "-e", "awx_user_name=admin", "-e", "awx_job_id=4711")
+                      "-e", "awx_user_name=bob", "-e", "awx_job_id=4711")
     assert run.returncode == 4, run.stdout  # 4: a host was unreachable
     records = audited.records()
     assert [record["seq"] for record in records] == list(range(1, len(records) + 1))
@@ -167,3 +170,93 @@ def test_include_chooses_the_result_keys_kept(audited):
     patch = next(record["data"] for record in audited.records() if record["event"] == "task" and record["data"]["task"] == "Patch")
     assert sorted(patch) == ["action", "changed", "play", "rc", "start", "status", "stdout", "task"]
     assert (patch["rc"], patch["stdout"]) == (0, "")
+
+
+def test_records_are_written_in_groups_and_before_each_task_that_writes_itself(audited):
+    inventory = audited.inventory("audited", ["web-01", "web-02"])
+    # groups of 4 at most, none written for its age: where each group starts is then known
+    run = audited.run("audit_gate.yml", inventory, env={"FLEETPATCH_AUDIT_FLUSH_RECORDS": "4", "FLEETPATCH_AUDIT_FLUSH_SECONDS": "3600"})
+    assert run.returncode == 0, run.stdout
+    records = audited.records()
+    assert verify(audited.log, key=read_key(audited.key_file), head=f"{audited.log}.head")["ok"] is True
+    assert [(record["event"], record["data"].get("task"), record.get("batch")) for record in records] == [
+        ("run_start", None, 2), ("play_start", None, None),  # written when the play starts
+        ("approval", None, None),  # by the worker, alone, durable before the play goes on
+        ("task", "Approve", 4), ("task", "Patch the first wave", None), ("task", "Patch the first wave", None),
+        ("task", "The audit log becomes unwritable", None),  # 4 waiting: written
+        ("task", "The audit log becomes writable again", None),  # written before the gate's worker starts
+        ("gate", None, None),
+        ("task", "Gate after the first wave", 4), ("task", "Patch the second wave", None), ("task", "Patch the second wave", None),
+        ("run_end", None, None),
+    ]
+    # each record's time is its event's, not its write's: the results of a task come before the next task's record
+    assert [record["ts"] for record in records] == sorted(record["ts"] for record in records)
+
+
+def test_values_under_secret_keys_are_redacted_with_the_configured_list(audited):
+    planted = {"fp_password": f"PW-{secrets_token()}", "fp_api_key": f"AK-{secrets_token()}", "fp_pin": f"PIN-{secrets_token()}"}
+    inventory = audited.inventory("audited", ["web-01"])
+    run = audited.run("audit_redact.yml", inventory, "-e", json.dumps(planted))
+    assert run.returncode == 0, run.stdout
+    records = audited.records()
+    result = next(record["data"]["msg"] for record in records if record["event"] == "task" and record["data"]["task"] == "A result that carries credentials")
+    note = next(record["data"] for record in records if record["event"] == "note")
+    assert result == {"user": "deploy", "db_password": "<redacted>", "endpoints": [{"name": "primary", "X-Api-Key": "<redacted>", "pin": planted["fp_pin"]}]}
+    assert note == {"ticket": "CHG-1", "db_password": "<redacted>", "service": {"apiKey": "<redacted>", "pin": planted["fp_pin"]}}
+    assert [name for name in ("fp_password", "fp_api_key") if planted[name] in audited.log.read_text(encoding="utf-8")] == []
+    # the list is the callback's option, and the workers (audit_event) use the one it published
+    audited.log.unlink()
+    Path(f"{audited.log}.head").unlink()
+    run = audited.run("audit_redact.yml", inventory, "-e", json.dumps(planted), env={"FLEETPATCH_AUDIT_REDACT_KEYS": "pin"})
+    assert run.returncode == 0, run.stdout
+    records = audited.records()
+    result = next(record["data"]["msg"] for record in records if record["event"] == "task" and record["data"]["task"] == "A result that carries credentials")
+    note = next(record["data"] for record in records if record["event"] == "note")
+    assert result["endpoints"] == [{"name": "primary", "X-Api-Key": planted["fp_api_key"], "pin": "<redacted>"}]
+    assert note["service"] == {"apiKey": planted["fp_api_key"], "pin": "<redacted>"}
+    assert verify(audited.log, key=read_key(audited.key_file), head=f"{audited.log}.head")["ok"] is True
+
+
+def test_read_only_filesystems_are_named_and_a_head_failure_loses_no_record(audited, tmp_path):
+    inventory = audited.inventory("audited", ["web-01", "web-02"])
+    with mounts.tmpfs(tmp_path / "ro") as mounted:
+        mounted.read_only()
+        head = mounted.directory / "audit.head"
+        # only the head file cannot be written: the records are, and the warning says so
+        run = audited.run("audit_plain.yml", inventory, env={"FLEETPATCH_AUDIT_HEAD_FILE": str(head)})
+        assert run.returncode == 0, run.stdout
+        warnings = [line for line in run.stdout.splitlines() if "fleetpatch.rollout.audit:" in line]
+        assert len(warnings) == 1, run.stdout
+        assert f"the head file {head} could not be updated: {mounted.directory} is on a read-only filesystem" in warnings[0]
+        assert "No record was lost" in run.stdout and "not written" not in run.stdout
+        records = audited.records()
+        assert [record["event"] for record in records] == ["run_start", "play_start", "task", "task", "task", "task", "run_end"]
+        assert records[-1]["data"]["records_dropped"] == 0
+        assert verify(audited.log, key=read_key(audited.key_file))["ok"] is True
+        # the log itself on a read-only filesystem: the rollout stops at its first record, naming the cause
+        log = mounted.directory / "audit.jsonl"
+        run = audited.run("audit_gate.yml", inventory, env={"FLEETPATCH_AUDIT_LOG": str(log)})
+        assert run.returncode == 2, run.stdout
+        cause = f"cannot open the audit log {log}: {mounted.directory} is on a read-only filesystem"
+        assert f"fleetpatch.rollout.audit_event: the audit log cannot be written, so the rollout stops here: {cause}" in run.stdout
+        assert f"record(s) not written, the audit trail is incomplete: {cause}" in run.stdout
+        assert "TASK [Patch the first wave]" not in run.stdout
+
+
+def test_an_interrupted_run_still_writes_the_records_it_kept_waiting(audited):
+    inventory = audited.inventory("audited", ["web-01", "web-02"])
+    process = audited.start("audit_interrupted.yml", inventory, env={"FLEETPATCH_AUDIT_FLUSH_SECONDS": "3600"})
+    output = []
+    for line in process.stdout:  # the results of "Look" wait in the callback while "Wait long" runs
+        output.append(line)
+        if line.startswith("TASK [Wait long]"):
+            break
+    time.sleep(1)
+    process.send_signal(signal.SIGINT)  # an operator's Ctrl-C
+    output.append(process.communicate(timeout=60)[0])
+    assert process.returncode != 0, "".join(output)
+    records = audited.records()
+    assert [(record["event"], record["data"].get("task"), record["host"]) for record in records[2:]] in (
+        [("task", "Look", "web-01"), ("task", "Look", "web-02")], [("task", "Look", "web-02"), ("task", "Look", "web-01")])
+    assert [record["event"] for record in records[:2]] == ["run_start", "play_start"]
+    assert verify(audited.log, key=read_key(audited.key_file), head=f"{audited.log}.head")["ok"] is True

@@ -26,14 +26,14 @@ def test_runner_run_on_the_fleet_is_recorded_with_the_controller_user(fleet, ans
     cfg.write_text(cfg.read_text(encoding="utf-8").replace("[defaults]\n", "[defaults]\ncallbacks_enabled = fleetpatch.rollout.audit\n")
                    + f"\n[callback_fleetpatch_audit]\nlog = {log}\nhead_file = {head}\nhmac_key_file = {key_file}\n", encoding="utf-8")
     run = ansible("audit_fleet.yml", fleet.write_inventory(), extravars={
-        "awx_user_name": "admin", "awx_job_id": 4711, "fleetpatch_approved_by": "alice", "fleetpatch_implemented_by": "bob",
+        "awx_user_name": "bob", "awx_job_id": 4711, "fleetpatch_approved_by": "alice", "fleetpatch_implemented_by": "bob",
         "fleetpatch_verified_by": "carol", "fleetpatch_patch_id": "FP-2025-14847",
     })
     assert run.returncode == 4, run.stdout  # web-03 is down
     result = verify(log, key=read_key(key_file), head=head)
     assert (result["ok"], result["problems"]) == (True, [])
     records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
-    assert {record["actors"]["controller_user"] for record in records} == {"admin"}
+    assert {record["actors"]["controller_user"] for record in records} == {"bob"}
     assert {record["actors"]["controller_job_id"] for record in records} == {4711}
     assert {record["patch_id"] for record in records} == {"FP-2025-14847"}
     detect = {record["host"]: record["data"]["status"] for record in records if record["event"] == "task" and record["data"]["task"] == "Detect"}
@@ -43,5 +43,5 @@ def test_runner_run_on_the_fleet_is_recorded_with_the_controller_user(fleet, ans
     assert records[-1]["data"]["stats"] == {host: {"ok": counts["ok"], "changed": counts["changed"], "failures": counts["failures"],
                                                    "unreachable": counts["unreachable"], "skipped": counts["skipped"], "rescued": counts["rescued"],
                                                    "ignored": counts["ignored"]} for host, counts in run.stats.items()}
-    assert records[-1]["actors"] == {"approved_by": "alice", "implemented_by": "bob", "verified_by": "carol", "controller_user": "admin",
+    assert records[-1]["actors"] == {"approved_by": "alice", "implemented_by": "bob", "verified_by": "carol", "controller_user": "bob",
                                      "controller_job_id": 4711}

@@ -5,12 +5,17 @@ from __future__ import annotations
 import copy
 import datetime
 import fcntl
+import getpass
+import hashlib
 import json
 import multiprocessing
 import os
 import re
+import socket
 
 import pytest
+
+from fleetpatch_dev import mounts
 
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _audit
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._audit import AuditError, AuditLog, verify
@@ -137,7 +142,7 @@ def test_untouched_log_passes_with_everything_checked(log):
     result = verify(log, key=KEY, head=str(log) + ".head")
     assert result == {
         "ok": True, "path": str(log), "records": RECORDS, "last_seq": RECORDS, "last_hash": written[-1]["hash"],
-        "hmac_checked": True, "head_checked": True, "problems": [], "notes": [],
+        "hmac_checked": True, "head_checked": True, "problems": [], "notes": [], "repairs": [],
     }
     assert [record["seq"] for record in written] == list(range(1, RECORDS + 1))
     assert written[0]["prev"] == _audit.GENESIS
@@ -180,15 +185,213 @@ def test_missing_head_file(log):
     assert result["problems"] == [{"kind": "head", "line": None, "seq": None, "message": f"head file {log}.head is missing"}]
 
 
-def test_a_torn_last_line_is_cut_off_on_record_and_the_chain_goes_on(log):
-    torn = b'{"event":"task","se'
+TORN = b'{"event":"task","se'
+
+
+def test_a_torn_last_line_after_the_head_is_cut_off_on_record_and_the_chain_goes_on(log):
     with open(log, "ab") as handle:
-        handle.write(torn)
-    AuditLog(log, key=KEY).append({"event": "run_end"})
+        handle.write(TORN)
+    written = AuditLog(log, key=KEY).append({"event": "run_end"})
     records = [json.loads(line) for line in _lines(log)]
     assert [record["event"] for record in records[-2:]] == ["torn_tail", "run_end"]
-    assert records[-2]["data"] == {"bytes": len(torn), "sha256": __import__("hashlib").sha256(torn).hexdigest()}
-    assert verify(log, key=KEY, head=str(log) + ".head")["ok"] is True
+    sha = hashlib.sha256(TORN).hexdigest()
+    assert records[-2]["data"] == {"bytes": len(TORN), "sha256": sha, "line": RECORDS + 1, "head_seq": RECORDS}
+    assert written == records[-1]  # what append returns is the caller's record, not the cut's
+    result = verify(log, key=KEY, head=str(log) + ".head")
+    assert (result["ok"], result["problems"]) == (True, [])
+    note = f"line 7 (seq 7): a writer cut off 19 bytes (sha256 {sha}) of torn line 7 left by a write a crash cut short; the head file said seq 6"
+    assert result["notes"] == [note]
+    assert result["repairs"] == [{"event": "torn_tail", "line": 7, "seq": 7, "ts": records[-2]["ts"], "data": records[-2]["data"]}]
+    assert _audit.format_report(result).splitlines() == [
+        f"OK {log}: 8 records, last seq 8; checked: hash chain, HMACs, head file; REPAIRED: 1 cut(s) on record, listed below", f"note: {note}",
+    ]
+
+
+def _set_head(log, seq=None, content=None):
+    """The head file pointing at ``seq`` (signed), or holding ``content``, or removed (both None)."""
+    head = log.with_name(log.name + ".head")
+    if seq is not None:
+        _rewrite_head(log, seq, KEY)
+    elif content is not None:
+        head.write_bytes(content)
+    else:
+        head.unlink()
+
+
+TORN_CASES = [
+    # (id, lines kept, head: seq / content / None for missing, refusal (None: cut as a crash's))
+    ("after-the-head", RECORDS, {"seq": RECORDS}, None),
+    ("head-one-behind", RECORDS, {"seq": RECORDS - 1}, None),
+    ("at-the-head", RECORDS - 1, {"seq": RECORDS},
+     "its head file {head} says seq 6 was committed, and the last complete record is seq 5: a committed record was damaged"),
+    ("before-the-head", RECORDS - 2, {"seq": RECORDS},
+     "its head file {head} says seq 6 was committed, and the last complete record is seq 4: a committed record was damaged"),
+    ("head-missing", RECORDS, {}, "its head file {head} is missing, so whether that record had been committed cannot be told"),
+    ("head-unsigned", RECORDS, {"content": b'{"hash":"00","seq":6}\n'},
+     "its head file cannot be trusted to tell whether that record had been committed (head file {head} has no valid HMAC: it was written "
+     "without the key)"),
+    ("head-garbled", RECORDS, {"content": b"{"},
+     "its head file cannot be trusted to tell whether that record had been committed (head file {head} is not a fleetpatch audit head: "
+     "Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+]
+
+
+@pytest.mark.parametrize(("kept", "head", "refusal"), [case[1:] for case in TORN_CASES], ids=[case[0] for case in TORN_CASES])
+def test_a_torn_line_at_or_before_the_head_is_refused(log, kept, head, refusal):
+    _set_head(log, **head)
+    log.write_bytes(b"".join(_lines(log)[:kept]) + TORN)
+    before = (log.read_bytes(), os.path.exists(f"{log}.head") and (log.parent / "audit.jsonl.head").read_bytes())
+    if refusal is None:
+        AuditLog(log, key=KEY).append({"event": "note"})
+        assert [json.loads(line)["event"] for line in _lines(log)[-2:]] == ["torn_tail", "note"]
+        return
+    with pytest.raises(AuditError) as raised:
+        AuditLog(log, key=KEY).append({"event": "note"})
+    assert str(raised.value) == (
+        f"the audit log {log} ends with a torn line {kept + 1} (19 bytes without a newline) and {refusal.format(head=f'{log}.head')}. "
+        f"Refusing to append: an operator can cut it off on record with `fleetpatch-audit repair {log} --key <the HMAC key file>`"
+    )
+    assert (log.read_bytes(), os.path.exists(f"{log}.head") and (log.parent / "audit.jsonl.head").read_bytes()) == before
+
+
+def test_a_first_write_cut_short_is_cut_off_without_a_head_file(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    path.write_bytes(TORN)  # the very first write stopped inside its line: no head file was ever written
+    AuditLog(path, head=tmp_path / "elsewhere.head").append({"event": "run_start"})
+    records = [json.loads(line) for line in _lines(path)]
+    assert [(record["event"], record["seq"]) for record in records] == [("torn_tail", 1), ("run_start", 2)]
+    assert records[0]["data"] == {"bytes": 19, "sha256": hashlib.sha256(TORN).hexdigest(), "line": 1, "head_seq": None}
+
+
+def test_repair_cuts_the_torn_committed_line_on_record_and_appends_go_on(log, monkeypatch):
+    monkeypatch.setenv("SUDO_USER", "alice")
+    lines = _lines(log)
+    log.write_bytes(b"".join(lines[:-1]) + lines[-1][:40])  # record 6 was committed (the head says so), then damaged
+    with pytest.raises(AuditError):
+        AuditLog(log, key=KEY).append({"event": "note"})
+    repaired = _audit.repair(log, key=KEY)
+    sha = hashlib.sha256(lines[-1][:40]).hexdigest()
+    assert repaired["event"] == "repair" and repaired["seq"] == 6
+    assert repaired["data"] == {"line": 6, "bytes": 40, "sha256": sha, "head_seq": 6, "user": getpass.getuser(), "uid": os.getuid(),
+                                "host": socket.gethostname(), "sudo_user": "alice"}
+    assert json.loads(_lines(log)[-1]) == repaired
+    assert json.loads((log.parent / "audit.jsonl.head").read_bytes())["seq"] == 6  # the head moved on to the repair record
+    AuditLog(log, key=KEY).append({"event": "note"})
+    result = verify(log, key=KEY, head=str(log) + ".head")
+    assert (result["ok"], result["problems"], result["records"]) == (True, [], 7)
+    assert [(item["event"], item["line"], item["seq"]) for item in result["repairs"]] == [("repair", 6, 6)]
+    assert result["notes"] == [f"line 6 (seq 6): repaired by {getpass.getuser()} (sudo from alice) on {socket.gethostname()} at {repaired['ts']}: "
+                               f"cut 40 bytes (sha256 {sha}) of torn line 6; the head file said seq 6"]
+    assert _audit.repair(log, key=KEY) is None  # nothing left to repair: nothing changes
+    assert verify(log, key=KEY, head=str(log) + ".head")["records"] == 7
+
+
+def test_repair_without_a_head_file_says_so(log):
+    os.unlink(f"{log}.head")
+    log.write_bytes(log.read_bytes() + TORN)
+    repaired = _audit.repair(log, key=KEY)
+    assert (repaired["data"]["head_seq"], repaired["data"]["head_problem"]) == (None, f"head file {log}.head is missing")
+    assert verify(log, key=KEY, head=f"{log}.head")["ok"] is True
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [(None, "no HMAC key was given"), (b"another key", "the key given does not sign its last record")],
+)
+def test_repair_refuses_to_write_a_record_that_would_read_as_forged(log, key, message):
+    log.write_bytes(log.read_bytes() + TORN)
+    with pytest.raises(AuditError) as raised:
+        _audit.repair(log, key=key)
+    assert str(raised.value) == (f"the records of the audit log {log} are signed, and {message}: give the key that signs it, or the repair "
+                                 "record would read as forged")
+    assert log.read_bytes().endswith(TORN)
+
+
+def test_repair_of_a_missing_log(tmp_path):
+    with pytest.raises(AuditError) as raised:
+        _audit.repair(tmp_path / "none.jsonl")
+    assert str(raised.value) == f"cannot read the audit log {tmp_path / 'none.jsonl'}: No such file or directory"
+    assert not (tmp_path / "none.jsonl").exists()
+
+
+def test_append_many_writes_a_group_at_once(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, key=KEY)
+    assert log.append_many([]) == []
+    first = log.append({"event": "run_start"})
+    group = log.append_many([{"event": "task", "host": f"h{number}", "ts": f"2026-11-22T08:00:0{number}.000000Z"} for number in range(3)])
+    records = [json.loads(line) for line in _lines(path)]
+    assert records == [first, *group]
+    assert [(record["seq"], record.get("batch")) for record in records] == [(1, None), (2, 3), (3, None), (4, None)]
+    assert [record["ts"] for record in group] == [f"2026-11-22T08:00:0{number}.000000Z" for number in range(3)]  # the caller's, kept
+    assert json.loads((tmp_path / "audit.jsonl.head").read_bytes())["seq"] == 4
+    with pytest.raises(AuditError):
+        log.append_many([{"event": "ok"}, {"event": {1}}])
+    assert len(_lines(path)) == 4  # one bad record: none of the group is written
+    assert verify(path, key=KEY, head=f"{path}.head")["ok"] is True
+
+
+BEHIND = [
+    # (id, records in groups as written, the head's seq, expected problems, the note or message)
+    ("one-behind", [1] * 6, 5, [], "the head file is 1 record(s) behind the log (a writer stopped between the two writes)"),
+    ("a-group-behind", [1, 1, 4], 2, [], "the head file is 4 record(s) behind the log (a writer stopped between the two writes)"),
+    ("two-behind", [1] * 6, 4, [("head", 4, 4)],
+     "the head file says seq 4 but the log goes on to seq 6: 2 records past it, more than the 1 a writer that stopped between its two "
+     "writes can leave; an old head was put back, or records were added without moving the head on"),
+    ("a-group-and-one-behind", [1, 3, 1], 1, [("head", 1, 1)],
+     "the head file says seq 1 but the log goes on to seq 5: 4 records past it, more than the 3 a writer that stopped between its two "
+     "writes can leave; an old head was put back, or records were added without moving the head on"),
+    ("far-behind", [1] * 6, 1, [("head", 1, 1)],
+     "the head file says seq 1 but the log goes on to seq 6: 5 records past it, more than the 1 a writer that stopped between its two "
+     "writes can leave; an old head was put back, or records were added without moving the head on"),
+]
+
+
+@pytest.mark.parametrize(("groups", "head_seq", "expected", "text"), [case[1:] for case in BEHIND], ids=[case[0] for case in BEHIND])
+def test_a_head_behind_the_log(tmp_path, groups, head_seq, expected, text):
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, key=KEY)
+    for size in groups:
+        log.append_many([{"event": "task"}] * size)
+    _rewrite_head(path, head_seq, KEY)  # a signed head kept from earlier, put back
+    result = verify(path, key=KEY, head=f"{path}.head")
+    assert [(problem["kind"], problem["line"], problem["seq"]) for problem in result["problems"]] == expected
+    assert (result["problems"][0]["message"] if expected else result["notes"][0]) == text
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A directory on a tmpfs of its own (``read_only()`` remounts it read-only), unmounted at the end."""
+    with mounts.tmpfs(tmp_path / "tmpfs") as mounted:
+        yield mounted
+
+
+def test_a_log_on_a_read_only_filesystem_names_the_cause(tmpfs):
+    path = tmpfs.directory / "audit.jsonl"
+    AuditLog(path, key=KEY).append({"event": "run_start"})
+    tmpfs.read_only()
+    with pytest.raises(AuditError) as raised:
+        AuditLog(path, key=KEY).append({"event": "task"})
+    assert str(raised.value) == f"cannot open the audit log {path}: {tmpfs.directory} is on a read-only filesystem"
+    with pytest.raises(AuditError) as raised:
+        AuditLog(tmpfs.directory / "new.jsonl").append({"event": "task"})
+    assert str(raised.value) == f"cannot open the audit log {tmpfs.directory / 'new.jsonl'}: {tmpfs.directory} is on a read-only filesystem"
+
+
+def test_a_head_file_that_cannot_be_updated_loses_no_record(tmp_path, tmpfs):
+    path = tmp_path / "audit.jsonl"
+    head = tmpfs.directory / "audit.head"
+    log = AuditLog(path, key=KEY, head=head)
+    log.append({"event": "run_start"})
+    tmpfs.read_only()
+    with pytest.raises(_audit.HeadError) as raised:
+        log.append_many([{"event": "task"}, {"event": "task"}])
+    assert str(raised.value) == (f"the head file {head} could not be updated: {tmpfs.directory} is on a read-only filesystem "
+                                 f"(records seq 2 to 3 were written to the audit log {path})")
+    assert [record["seq"] for record in raised.value.records] == [2, 3]
+    assert [json.loads(line) for line in _lines(path)][1:] == raised.value.records
+    result = verify(path, key=KEY, head=head)  # the head stayed at seq 1, one group behind: what a crash there leaves
+    assert (result["ok"], result["notes"]) == (True, ["the head file is 2 record(s) behind the log (a writer stopped between the two writes)"])
 
 
 def test_the_last_record_is_read_from_the_end_even_when_long(tmp_path):
@@ -202,8 +405,11 @@ def test_the_last_record_is_read_from_the_end_even_when_long(tmp_path):
 
 def _writer(path, writer, count):
     log = AuditLog(path, key=KEY)
-    for number in range(count):
-        log.append({"event": "task", "host": f"w{writer}", "data": {"n": number}})
+    number = 0
+    while number < count:  # odd writers append one record at a time, even ones in groups of 1 to 5
+        size = 1 if writer % 2 else min(count - number, 1 + number % 5)
+        log.append_many([{"event": "task", "host": f"w{writer}", "data": {"n": n}} for n in range(number, number + size)])
+        number += size
 
 
 def test_concurrent_writers_lose_and_interleave_nothing(tmp_path):
@@ -229,8 +435,8 @@ def test_append_errors(tmp_path):
          f"cannot open the audit log {tmp_path / 'missing' / 'audit.jsonl'}: No such file or directory"),
         (AuditLog(tmp_path / "a.jsonl"), {"event": {1, 2}}, "an audit record must hold JSON values only: Object of type set is not JSON serializable"),
         (AuditLog(tmp_path / "b.jsonl", head=tmp_path / "missing" / "b.head"), {"event": "x"},
-         f"record seq 1 was written to the audit log {tmp_path / 'b.jsonl'} but the head file {tmp_path / 'missing' / 'b.head'} could not be: "
-         "No such file or directory"),
+         f"the head file {tmp_path / 'missing' / 'b.head'} could not be updated: No such file or directory (record seq 1 was written to the "
+         f"audit log {tmp_path / 'b.jsonl'})"),
     ]
     for log, record, message in cases:
         with pytest.raises(AuditError) as raised:
@@ -444,3 +650,77 @@ def test_current_sink_reads_the_environment(monkeypatch, text, expected):
     else:
         monkeypatch.setenv(_audit.SINK_ENV, text)
     assert _audit.current_sink() == expected
+
+
+@pytest.mark.parametrize(
+    ("key", "keys", "expected"),
+    [
+        ("password", _audit.REDACT_KEYS, True),
+        ("db_password", _audit.REDACT_KEYS, True),
+        ("PASSWORD", _audit.REDACT_KEYS, True),
+        ("userPassword", _audit.REDACT_KEYS, True),
+        ("passwords", _audit.REDACT_KEYS, True),
+        ("passwd", _audit.REDACT_KEYS, True),
+        ("X-Api-Key", _audit.REDACT_KEYS, True),
+        ("apiKey", _audit.REDACT_KEYS, True),
+        ("api key", _audit.REDACT_KEYS, True),
+        ("ssh_private_key_file", _audit.REDACT_KEYS, True),
+        ("refresh-token", _audit.REDACT_KEYS, True),
+        ("client_secret", _audit.REDACT_KEYS, True),
+        ("secretary", _audit.REDACT_KEYS, True),  # errs on the side of hiding
+        ("user", _audit.REDACT_KEYS, False),
+        ("key", _audit.REDACT_KEYS, False),
+        ("private", _audit.REDACT_KEYS, False),
+        ("api", _audit.REDACT_KEYS, False),
+        ("pass", _audit.REDACT_KEYS, False),
+        ("msg", _audit.REDACT_KEYS, False),
+        ("pin", ("PIN", "password"), True),
+        ("db_password", ("pin",), False),  # the list is replaced, not extended
+        ("password", (), False),
+        ("password", ("", " - "), False),  # names with nothing to match on match nothing
+        (7, ("7",), True),  # keys that are not strings are matched by their text
+    ],
+)
+def test_redacted_key(key, keys, expected):
+    assert _audit.redacted_key(key, keys) is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "redact", "expected"),
+    [
+        ({"user": "bob", "password": "hunter2"}, _audit.REDACT_KEYS, {"user": "bob", "password": "<redacted>"}),
+        ({"db": {"X-Api-Key": "k", "hosts": [{"token": "t", "name": "a"}]}}, _audit.REDACT_KEYS,
+         {"db": {"X-Api-Key": "<redacted>", "hosts": [{"token": "<redacted>", "name": "a"}]}}),
+        # the whole value under such a key, whatever it is
+        ({"secrets": {"a": 1}, "tokens": [1, 2], "passwd": None, "api_key": 0}, _audit.REDACT_KEYS,
+         {"secrets": "<redacted>", "tokens": "<redacted>", "passwd": "<redacted>", "api_key": "<redacted>"}),
+        ({"password": "hunter2", "pin": "1234"}, ("pin",), {"password": "hunter2", "pin": "<redacted>"}),
+        ({"password": "hunter2"}, (), {"password": "hunter2"}),
+        ("password", _audit.REDACT_KEYS, "password"),  # values are never matched, only keys
+    ],
+)
+def test_scrub_redacts_by_key(value, redact, expected):
+    assert _audit.scrub(value, redact=redact) == expected
+
+
+def test_scrub_redacts_by_key_by_default():
+    assert _audit.scrub({"Token": "abc"}) == {"Token": "<redacted>"}
+
+
+@pytest.mark.parametrize(
+    ("result", "include", "redact", "expected"),
+    [
+        ({"msg": {"user": "u", "db_password": "p"}, "rc": 0}, ("msg", "rc"), _audit.REDACT_KEYS,
+         {"status": "ok", "changed": False, "msg": {"user": "u", "db_password": "<redacted>"}, "rc": 0}),
+        ({"token": "abc", "auth": {"items": [{"apiKey": "k"}]}}, ("token", "auth"), _audit.REDACT_KEYS,
+         {"status": "ok", "changed": False, "token": "<redacted>", "auth": {"items": [{"apiKey": "<redacted>"}]}}),
+        ({"token": "abc"}, ("token",), (), {"status": "ok", "changed": False, "token": "abc"}),
+    ],
+)
+def test_task_data_redacts_by_key(result, include, redact, expected):
+    assert _audit.task_data(result, "ok", False, include, redact=redact) == expected
+
+
+def test_make_record_redacts_by_key():
+    record = _audit.make_record("note", "r1", {}, data={"ticket": "CHG-1", "vault_token": "s.abc"}, redact=("token",))
+    assert record["data"] == {"ticket": "CHG-1", "vault_token": "<redacted>"}
