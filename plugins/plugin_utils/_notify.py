@@ -54,7 +54,9 @@ from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import d
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._version import Version, VersionError
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._notifications import NotificationError, validate_notifications
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._schema import ReadError, read_yaml, short_repr
-from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._waves import PlanError, _detected, _host_items, _manifest_rules, validate_policy
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._waves import (
+    PlanError, _detected, _duration_text, _host_items, _manifest_rules, validate_policy,
+)
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._windows import UTC, WindowError, format_utc, parse_utc, parse_window, window_state
 
 __all__ = [
@@ -257,16 +259,6 @@ def notice_view(plan, entry, now):
         "lead_time": _duration_text(plan.lead_time) if plan.lead_time is not None else None, "now": format_utc(now),
         "overrides_from": format_utc(overrides_from), "unwindowed": plan.unwindowed,
     }
-
-
-def _duration_text(delta):
-    seconds = int(delta.total_seconds())
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return "".join(parts) or "0s"
 
 
 # -- the message ------------------------------------------------------------------------------------------------

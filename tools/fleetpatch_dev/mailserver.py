@@ -13,7 +13,6 @@ import datetime
 import email
 import email.policy
 import ipaddress
-import socket
 import ssl
 import threading
 from dataclasses import dataclass
@@ -21,6 +20,8 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
+
+from fleetpatch_dev.loopback import free_port
 
 
 @dataclass
@@ -30,12 +31,6 @@ class Received:
     mail_from: str
     rcpt_tos: list
     message: email.message.EmailMessage
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def make_certificate(directory: Path) -> tuple[Path, Path]:

@@ -27,6 +27,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from fleetpatch_dev.fleet import pid_alive
+from fleetpatch_dev.loopback import free_port
+
 # Debian's server binaries, the newest major version installed (15 on Debian 12).
 BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda path: int(path.parent.name) if path.parent.name.isdigit() else 0,
           default=Path("/usr/lib/postgresql/15/bin"))
@@ -38,24 +41,6 @@ START_TIMEOUT = 60
 
 class PostgresError(Exception):
     """The test server could not be started, reached or stopped."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this PID exists."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class PostgresServer:
