@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fleetpatch_dev import manifests
 from fleetpatch_dev.fleet import HostSpec
@@ -174,7 +175,8 @@ def test_status_during_and_after_a_rollout_then_publish_only_once_every_host_is_
     assert published.returncode == 0, published.stdout[-6000:]
     assert (f"{PATCH}: every host in scope is patched or deferred with a reason (3 patched, 0 affected, 1 deferred, 0 failed, "
             "0 rolled back, 0 unknown, 0 not affected)") in published.stdout
-    assert sorted(path.name for path in advisories.iterdir()) == [f"{PATCH}.csaf.json", f"{PATCH}.notice.md", f"{PATCH}.osv.json"]
+    assert sorted(path.name for path in advisories.iterdir()) == [f"{PATCH}.csaf.json", f"{PATCH}.notice.md", f"{PATCH}.osv.json",
+                                                                  f"{PATCH}.retrospective.md"]
     osv = json.loads((advisories / f"{PATCH}.osv.json").read_text(encoding="utf-8"))
     csaf_doc = json.loads((advisories / f"{PATCH}.csaf.json").read_text(encoding="utf-8"))
     assert osv_problems(osv) == [] and csaf_problems(csaf_doc) == []
@@ -184,6 +186,29 @@ def test_status_during_and_after_a_rollout_then_publish_only_once_every_host_is_
     assert osv["published"] == csaf_doc["document"]["tracking"]["initial_release_date"]
     notice = (advisories / f"{PATCH}.notice.md").read_text(encoding="utf-8")
     assert "| `>=7.0.0,<7.0.28` | **7.0.28** or later |" in notice
+
+    # The retrospective's milestones are the audit records of this same run.
+    records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    canary = next(r for r in records if r["event"] == "wave_start" and r["patch_id"] == PATCH and r["wave"].startswith("canary"))
+    applies = [r for r in records if r["event"] == "task" and r["data"]["action"] == "fleetpatch.rollout.apply" and r["data"]["status"] == "changed"]
+    retro = (advisories / f"{PATCH}.retrospective.md").read_text(encoding="utf-8")
+
+    def second(ts):  # the timeline gives whole seconds; the trail's records keep microseconds
+        return ts[:19] + "Z"
+
+    milestones = {cells[0]: cells[1:] for cells in (
+        [cell.strip() for cell in line.strip("|").split("|")] for line in retro.split("## Timeline")[1].split("## Decisions")[0].splitlines()
+        if line.startswith("| ") and not line.startswith("| milestone"))}
+    assert milestones["detection"][0] == yaml.load(manifest.read_text(encoding="utf-8"), Loader=yaml.BaseLoader)["detected_at"]
+    assert milestones["first notice"][0] == "not reached"  # no ledger, no notice in the trail
+    assert milestones["canary start"][:1] + milestones["canary start"][2:] == [second(canary["ts"]), f"wave_start record seq {canary['seq']}"]
+    # us-2 ran the fix from the start: the second apply of the rollout made 3 of 4 (more than half); us-1 is deferred.
+    assert milestones["majority patched"][0] == second(sorted(r["ts"] for r in applies)[1])
+    assert milestones["whole fleet"][0] == "not reached"
+    assert milestones["publication"][0] == osv["published"]
+    decisions = retro.split("## Decisions")[1]
+    assert "| approval | rollout: approved by alice, implemented by bob (routine) |" in decisions
+    assert "| deferred | us-1 (customer globex) | routine patch" in decisions
 
 
 @pytest.mark.extended

@@ -17,12 +17,14 @@ pytestmark = pytest.mark.fleet
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_the_demo_rolls_the_patch_out_lists_every_host_and_leaves_nothing_behind(machine_state):
+def test_the_demo_rolls_the_patch_out_lists_every_host_and_leaves_nothing_behind(machine_state, tmp_path):
     before = machine_state()
     # What scripts/demo runs once bootstrap is done; a 1 s soak keeps it short. At a fixed time, a Tuesday at noon UTC,
     # every demo host is outside its maintenance window, so which hosts the urgent patch may touch does not depend
     # on when the test runs.
-    demo = subprocess.run([sys.executable, "-m", "fleetpatch_dev.demo", "--soak", "1", "--now", "2026-03-03T12:00:00Z"], cwd=REPO,
+    reports = tmp_path / "out"
+    demo = subprocess.run([sys.executable, "-m", "fleetpatch_dev.demo", "--soak", "1", "--now", "2026-03-03T12:00:00Z", "--out", str(reports)],
+                          cwd=REPO,
                           capture_output=True, text=True,
                           env={"PYTHONPATH": str(REPO / "tools"), "PATH": "/usr/bin:/bin"}, timeout=600, check=False)
     assert demo.returncode == 0, demo.stdout[-6000:] + demo.stderr[-3000:]
@@ -48,6 +50,15 @@ def test_the_demo_rolls_the_patch_out_lists_every_host_and_leaves_nothing_behind
     assert re.search(r"deferred +next window \d{4}-\d\d-\d\dT", out)
     assert re.search(r"^OK .*audit\.jsonl: \d+ records", out, re.M)
     assert "fleet torn down" in out
+
+    # It ends with the fleet status report's path and the retrospective of the advisory it published.
+    patch = "FP-2025-14847"
+    assert f"the fleet status report: {reports / (patch + '-status.html')}" in out
+    assert {path.name for path in reports.iterdir()} >= {f"{patch}-status.html", f"{patch}.osv.json", f"{patch}.retrospective.md"}
+    retrospective = out[out.index("the retrospective, "):]
+    assert f"# Retrospective: {patch}" in retrospective and "| detection | 2025-12-18T09:30:00Z | 0s |" in retrospective
+    assert re.search(r"^\| canary start \| \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \| ", retrospective, re.M)
+    assert re.search(r"^\| [-0-9T:Z]+ \| deferred \| \S+ \(customer stark\) \| urgent patch: customer stark notified at ", retrospective, re.M)
 
 
 @pytest.mark.parametrize("value", ["tomorrow", "2026-03-03T12:00:00"])

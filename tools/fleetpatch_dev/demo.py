@@ -9,7 +9,10 @@
 4. run ``ansible-playbook fleetpatch.rollout.rollout`` with two approvers, the audit callback on, and a short
    soak: canary, then region by region, each wave under the health guard;
 5. list every host with the version it ran before and runs now (asked over HTTP, not from Ansible's
-   report), then check the audit trail's hash chain with ``bin/fleetpatch-audit verify``.
+   report), then check the audit trail's hash chain with ``bin/fleetpatch-audit verify``;
+6. write the fleet status report (``fleetpatch.rollout.status``: JSON, CSV, an HTML page) and, the fleet being
+   safe, publish the advisory with its retrospective (``fleetpatch.rollout.publish``) into ``--out``
+   (``.build/demo`` by default), and end with the report's path and the retrospective.
 
 The fleet is torn down at the end, leaving no process, namespace or mount behind, unless ``--keep`` is given
 (then ``python -m fleetpatch_dev.fleet --dir DIR down`` removes it).
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import shutil
 import subprocess
@@ -34,6 +38,7 @@ from fleetpatch_dev.fleet import Fleet, FleetError, demo_layout
 
 REPO = Path(__file__).resolve().parents[2]
 LATE_CUSTOMER = "stark"
+PUBLISHER = {"name": "fleetpatch demo", "namespace": "https://fleetpatch.invalid"}
 
 
 def say(message: str) -> None:
@@ -82,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak", type=int, default=3, help="seconds each patched host is watched (default 3; the record says 5m)")
     parser.add_argument("--now", type=_utc_time, help="decide windows and notifications at this RFC 3339 time instead of now (fleetpatch_now)")
     parser.add_argument("--keep", action="store_true", help="leave the fleet running at the end")
+    parser.add_argument("--out", type=Path, default=REPO / ".build" / "demo",
+                        help="where the status report, the advisory and the retrospective go (default .build/demo)")
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="fleetpatch-demo-"))
@@ -135,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{counts['unknown']} did not answer (the rollout summary above says why for each)")
         say(f"checking the audit trail {audit_log}")
         verified = subprocess.run([sys.executable, str(REPO / "bin" / "fleetpatch-audit"), "verify", str(audit_log)], check=False).returncode
-        return returncode or (1 if verified else 0)
+        published = publish(inventory, notifications, args.out.resolve(), env, record) if not (returncode or verified) else 1
+        return returncode or (1 if verified else 0) or published
     finally:
         ansible_env.close_connections(env)
         if args.keep:
@@ -144,6 +152,28 @@ def main(argv: list[str] | None = None) -> int:
             fleet.destroy()
             shutil.rmtree(workdir, ignore_errors=True)
             say("fleet torn down: no host process, namespace or mount left")
+
+
+def publish(inventory: Path, notifications: Path, out: Path, env: dict, record: dict) -> int:
+    """The fleet status report, then the advisory and its retrospective; the report's path and the retrospective, printed."""
+    playbook = str(Path(sys.executable).parent / "ansible-playbook")
+    common = ["-i", str(inventory), "-e", f"fleetpatch_manifest={manifests.SHIPPED}"]
+    say(f"writing the fleet status report to {out}")
+    done = subprocess.run([playbook, *common, "fleetpatch.rollout.status", "-e", f"fleetpatch_status_dir={out}"], env=env, check=False)
+    if done.returncode:
+        return done.returncode
+    say("publishing the advisory, now that every host is patched or deferred with a reason")
+    done = subprocess.run([playbook, *common, "fleetpatch.rollout.publish", "-e", f"fleetpatch_advisory_dir={out}",
+                           "-e", f"fleetpatch_notifications={notifications}", "-e", json.dumps({"fleetpatch_advisory_publisher": PUBLISHER})],
+                          env=env, check=False)
+    if done.returncode:
+        return done.returncode
+    say(f"the fleet status report: {out / (record['id'] + '-status.html')} (also .json and .csv); the advisory: "
+        f"{out / (record['id'] + '.osv.json')}, {record['id']}.csaf.json, {record['id']}.notice.md")
+    retrospective = out / f"{record['id']}.retrospective.md"
+    say(f"the retrospective, {retrospective}:")
+    print(retrospective.read_text(encoding="utf-8"), flush=True)
+    return 0
 
 
 if __name__ == "__main__":
