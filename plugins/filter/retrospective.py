@@ -61,7 +61,9 @@ _value:
       type: list
       elements: dict
     decisions:
-      description: Each with C(at), C(kind) (V(approval), V(approval refused), V(window overridden), V(deferred), V(gate halted), V(rolled back)), C(what) and C(why).
+      description:
+        - Each with C(at), C(kind) (V(approval), V(approval refused), V(window overridden), V(deferred), V(gate halted),
+          V(rolled back)), C(what) and C(why).
       type: list
       elements: dict
     markdown:

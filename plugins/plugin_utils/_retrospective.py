@@ -66,7 +66,7 @@ def _first_notice(patch_id, ledger, records):
 def _canary_start(patch_id, records):
     for record in records:
         wave = record.get("wave") or _mapping(record.get("data")).get("wave") or ""
-        if record.get("event") == "wave_start" and _of_patch(record, patch_id) and str(wave).split(" ")[0] == "canary":
+        if record.get("event") == "wave_start" and _of_patch(record, patch_id) and str(wave).split(" ", maxsplit=1)[0] == "canary":
             return _time(record.get("ts"), "ts"), f"wave_start record seq {record.get('seq')}"
     return None, None
 
