@@ -82,8 +82,9 @@ class Job:
         return found
 
     def once(self, task):
-        (result,) = self.results(task).values()
-        return result
+        results = list(self.results(task).values())
+        assert len(results) == 1, results
+        return results[0]
 
 
 def runner_env(env):
@@ -196,7 +197,7 @@ def test_plan_waves_and_gates_as_jobs_with_a_wave_in_two_concurrent_slices(fleet
     assert gate.rc == 2, gate.stdout[-4000:]
     counted = gate.once("Read the stored plan and count every slice's outcome of the wave, and of the waves before it")["gate"]
     assert sorted(f["host"] for f in counted["failures"]) == sorted([lost, lost_too]) and counted["halted"]
-    assert f"2 failure(s) exceed the error budget of 1" in gate.stdout
+    assert "2 failure(s) exceed the error budget of 1" in gate.stdout
 
     # The trail holds every job (its AWX job id on its records) and verifies.
     from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _audit, _audit_pg  # pylint: disable=import-outside-toplevel

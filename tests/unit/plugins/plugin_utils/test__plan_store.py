@@ -32,15 +32,15 @@ def manifest(tmp_path):
 
 
 def gate_record(wave, slice_hosts, failures=(), sha="s" * 64, run_id="job-1"):
-    return {"event": "gate", "wave": wave, "run_id": run_id,
-            "data": {"plan_sha256": sha, "slice": list(slice_hosts), "failures": [{"host": h, "wave": wave, "status": "rolled_back", "why": "unhealthy"}
-                                                                               for h in failures]}}
+    """A wave job's gate record: its slice and its failures."""
+    failed = [{"host": host, "wave": wave, "status": "rolled_back", "why": "unhealthy"} for host in failures]
+    return {"event": "gate", "wave": wave, "run_id": run_id, "data": {"plan_sha256": sha, "slice": list(slice_hosts), "failures": failed}}
 
 
 def test_a_written_plan_reads_back_with_the_sha256_of_its_bytes(manifest, tmp_path):
     document = _plan_store.plan_document(PLAN, manifest)
-    assert document["detected"] == {"a1": "1.0", "d1": "1.0", "e1": "1.0", "e2": "1.0", "e3": "1.0", "e4": "1.0", "lost": None,
-                                     "u1": "1.1", "x1": "2.0"}
+    expected = {"a1": "1.0", "d1": "1.0", "e1": "1.0", "e2": "1.0", "e3": "1.0", "e4": "1.0", "lost": None, "u1": "1.1", "x1": "2.0"}
+    assert document["detected"] == expected
     assert document["manifest_sha256"] == hashlib.sha256(b"id: FP-1\n").hexdigest()
     path = tmp_path / "plan.json"
     digest, changed = _plan_store.write_plan(str(path), document)
