@@ -215,14 +215,16 @@ def workflow_steps(specs):
 
 
 def workflow_survey(specs):
-    """The workflow's survey: the questions of the plan, wave and gate entry points, once each, in that order; not
-    the per-node ones (fleetpatch_wave)."""
+    """The workflow's survey: the questions of the plan, wave and gate entry points, once each, in that order, required
+    when one of them requires it (the waves need the plan file, which the plan writes); not the per-node ones
+    (fleetpatch_wave), as a workflow job's variables take precedence over its nodes' own."""
     options = {}
     by_key = {t.key: t for t in TEMPLATES}
     for key in ("plan", "wave", "gate"):
         t = by_key[key]
         for variable, option in entry_options(specs, t.role, t.entry).items():
-            options.setdefault(variable, option)
+            merged = options.setdefault(variable, dict(option))
+            merged["required"] = bool(merged.get("required")) or bool(option.get("required"))
     return survey(WORKFLOW, options, leave_out=PER_NODE)
 
 
