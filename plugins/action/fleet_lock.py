@@ -13,7 +13,7 @@ from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _audit, _fleet_lock
+from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _audit, _audit_pg, _fleet_lock
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._action import templated_var
 
 MODULE = "fleetpatch.rollout.fleet_lock"
@@ -24,6 +24,7 @@ ARGUMENT_SPEC = {
     "holder": {"type": "str"},
     "job": {"type": "str"},
     "take_over": {"type": "bool", "default": False},
+    "share": {"type": "str"},
     "path": {"type": "path"},
 }
 # Where an argument is not given, the first of these variables that is set.
@@ -46,10 +47,16 @@ class ActionModule(ActionBase):
                 values = [self._var(task_vars, variable) for variable in variables]
                 args[name] = next((str(value) for value in values if value not in (None, "")), None)
         sink = _audit.current_sink()
-        # Without the audit callback: beside the log its environment setting names, else in Ansible's home directory.
-        # With the callback: the lock it names (beside the log, or for a PostgreSQL trail in the log option's directory).
-        path = args["path"] or (sink or {}).get("lock") or _fleet_lock.lock_path(
-            sink["log"] if sink else os.environ.get("FLEETPATCH_AUDIT_LOG") or os.path.join(C.ANSIBLE_HOME, "fleetpatch", "audit.jsonl"))
+        if args["state"] == "acquired" and sink and sink.get("broken"):  # the callback could not open the trail: no step of the lock could be recorded
+            raise AnsibleActionFail(f"{MODULE}: the audit trail cannot be written, so the fleet lock is not taken: {sink['broken']}", result=result)
+        # The file O(path); with the audit callback, the lock it keeps: the trail's row for a PostgreSQL trail, else the file
+        # beside its log; without it, the file beside the log its environment setting names, else in Ansible's home directory.
+        try:
+            store = _fleet_lock.store_for(sink, args["path"], default_log=os.environ.get("FLEETPATCH_AUDIT_LOG")
+                                          or os.path.join(C.ANSIBLE_HOME, "fleetpatch", "audit.jsonl"))
+        except _fleet_lock.FleetLockError as exc:
+            raise AnsibleActionFail(f"{MODULE}: {exc}", result=result) from None
+        path = store.where
         pid = os.getppid()  # the ansible-playbook process this worker was forked from: the run itself
         pid_start = _fleet_lock.process_start(pid)
         # The run's id: the audit trail's, else one that the same run finds again at its end (its process).
@@ -57,7 +64,7 @@ class ActionModule(ActionBase):
         result.update(changed=False, path=path, owner=owner, audited=sink is not None)
         try:
             if args["state"] == "released":
-                released = None if self._task.check_mode else _fleet_lock.release(path, owner)
+                released = None if self._task.check_mode else _fleet_lock.release(store, owner)
                 result.update(changed=released is not None, released=released)
                 if released:
                     self._record(sink, {"lock": "released", "path": path, "holder": released})
@@ -70,13 +77,19 @@ class ActionModule(ActionBase):
                 "job": args["job"], "controller": socket.gethostname(), "pid": pid, "pid_start": pid_start,
                 "user": getpass.getuser(),
             }
-            taken = _fleet_lock.acquire(path, holder, take_over=args["take_over"], check_mode=self._task.check_mode)
+            taken = _fleet_lock.acquire(store, holder, take_over=args["take_over"], check_mode=self._task.check_mode, share=args["share"])
         except _fleet_lock.FleetLockError as exc:
-            raise AnsibleActionFail(f"{MODULE}: {exc}", result=dict(result, held_by=exc.holder)) from None
-        result.update(changed=taken["changed"], holder=taken["holder"], ended=taken["ended"], taken_over=taken["taken_over"])
+            raise AnsibleActionFail(f"{MODULE}: {exc}", result=dict(result, held_by=exc.holder, held_by_all=exc.holders)) from None
+        result.update({key: taken[key] for key in ("changed", "holder", "holders", "share", "ended", "taken_over", "taken_over_all")})
         if taken["changed"] and not self._task.check_mode:
-            self._record(sink, {"lock": "taken over" if taken["taken_over"] else "acquired", "path": path, "holder": taken["holder"],
-                                "previous": taken["taken_over"]})
+            previous = taken["taken_over_all"]
+            data = {"lock": "taken over" if previous else ("joined" if len(taken["holders"]) > 1 else "acquired"), "path": path,
+                    "holder": taken["holder"], "previous": taken["taken_over"]}
+            if taken["share"] is not None:
+                data.update(share=taken["share"], holders=[current["owner"] for current in taken["holders"]])
+            if len(previous) > 1:
+                data["previous_all"] = previous
+            self._record(sink, data)
         return result
 
     def _record(self, sink, data):
@@ -87,8 +100,9 @@ class ActionModule(ActionBase):
         if data["holder"].get("patch"):
             context = _audit.merge_context(context, {"patch_id": data["holder"]["patch"]})
         try:
-            _audit.append_to_sink(sink, _audit.make_record("lock", sink["run_id"], context, data=data,
-                                                           redact=sink.get("redact_keys", _audit.REDACT_KEYS)))
+            # the file, or PostgreSQL through a connection of this worker's own
+            _audit_pg.append_to_sink(sink, _audit.make_record("lock", sink["run_id"], context, data=data,
+                                                              redact=sink.get("redact_keys", _audit.REDACT_KEYS)))
         except _audit.AuditError as exc:
             raise AnsibleActionFail(f"{MODULE}: the audit log cannot be written, so the run stops here: {exc}") from None
 

@@ -189,8 +189,9 @@ notes:
     written at once.
   - With O(dsn), each record is one committed transaction (about 5 ms on a local server here, most of it the
     server's C(fsync) of its write-ahead log).
-  - With O(dsn), the fleet lock (M(fleetpatch.rollout.fleet_lock)) is the file C(<trail>.fleet-lock) in the directory
-    of O(log); it keeps apart the runs of one controller, not the jobs of separate AWX execution environments.
+  - With O(dsn), the fleet lock (M(fleetpatch.rollout.fleet_lock)) is the trail's row of the table
+    C(fleetpatch_audit.fleet_lock) in that database, so it keeps apart the jobs of separate controllers and AWX execution
+    nodes too; C(fleetpatch-audit init-db) creates it.
 seealso:
   - module: fleetpatch.rollout.audit_event
   - plugin: fleetpatch.rollout.audit_verify
@@ -273,7 +274,7 @@ class CallbackModule(CallbackBase):
             "log": path, "head": os.path.abspath(os.path.expanduser(head)) if head else path + ".head",
             "key_file": os.path.abspath(os.path.expanduser(key_file)) if key_file else None,
             "run_id": self._run_id, "dropped": 0, "error": None, "context": self._context, "redact_keys": list(self._redact),
-            "dsn": dsn or None, "trail": trail, "lock": _fleet_lock.lock_path(os.path.join(os.path.dirname(path), trail) if dsn else path),
+            "dsn": dsn or None, "trail": trail, "lock": None if dsn else _fleet_lock.lock_path(path),  # with a DSN, the trail's row
         }
         key = None
         if key_file:
@@ -436,17 +437,17 @@ class CallbackModule(CallbackBase):
                 self._display.warning(f"fleetpatch.rollout.audit: the head of this run (seq {head['seq']}) could not be published to a witness: {exc}")
 
     def _release_fleet_lock(self):
-        """Free the fleet lock (fleetpatch.rollout.fleet_lock) when this run still holds it: a failed run ends too."""
+        """Let this run leave the fleet lock (fleetpatch.rollout.fleet_lock) when it still holds it: a failed run ends too."""
         if self._log is None:
             return
-        path = self._sink["lock"]
         try:
-            released = _fleet_lock.release(path, self._run_id)
+            store = _fleet_lock.store_for(self._sink)
+            released = _fleet_lock.release(store, self._run_id)
         except _fleet_lock.FleetLockError as exc:
             self._display.warning(f"fleetpatch.rollout.audit: the fleet lock of this run could not be released: {exc}")
             return
         if released:
-            self._write("lock", data={"lock": "released", "path": path, "holder": released, "by": "the run's end"})
+            self._write("lock", data={"lock": "released", "path": store.where, "holder": released, "by": "the run's end"})
 
     # --- task results -----------------------------------------------------------------------------------------------
 

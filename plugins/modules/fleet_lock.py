@@ -16,6 +16,15 @@ description:
   - The lock is a file beside the run's audit log (the log of the P(fleetpatch.rollout.audit#callback) callback; without
     the callback, the log that E(FLEETPATCH_AUDIT_LOG) names, else C(fleetpatch/audit.jsonl) in Ansible's home directory,
     C(~/.ansible) by default), C(<log>.fleet-lock), or O(path).
+  - When the callback writes the trail to PostgreSQL (its C(dsn) option), the lock is the trail's row of the table
+    C(fleetpatch_audit.fleet_lock) in that database instead, taken and released in one transaction under the row's
+    lock, so that jobs on separate controllers or AWX execution nodes are kept apart as well. C(fleetpatch-audit init-db)
+    creates the table and lets the writer role change the row (SELECT and UPDATE of its state, nothing else). A
+    holder's process can be checked only on the controller that took the lock: a holder from another controller is
+    taken over only with O(take_over), as with the file.
+  - Runs that give the same O(share) key hold the lock together, for example the slices of one wave of a stored plan
+    run as parallel AWX jobs. Any other run is refused while one of them holds it; each leaves on its own, and the lock
+    is free when the last has left.
   - The lock is released by O(state=released), and in any case by the audit callback when the run ends, even when it
     failed. A run killed outright (SIGKILL, a lost controller) leaves it behind; such a stale lock is taken over only
     with O(take_over), and the take-over is recorded in the audit trail. A lock whose process still runs on this
@@ -24,7 +33,8 @@ description:
     known to have ended (RV(ended)), whose host locks may be reclaimed.
   - Each acquisition, take-over and release is recorded in the audit trail when the run has one (kind C(lock)).
   - The lock protects the runs of one audit trail, that is of one controller or of the controllers that share the
-    trail's directory. Runs from different trails are kept apart by the host locks of M(fleetpatch.rollout.lock).
+    trail's directory or its database. Runs from different trails are kept apart by the host locks of
+    M(fleetpatch.rollout.lock).
   - Runs on the controller only; it never contacts the host.
 author:
   - fleetpatch maintainers (@fleetpatch)
@@ -68,11 +78,21 @@ options:
     description:
       - Take over a lock whose run is gone (its process no longer runs on this controller) or that was taken on
         another controller. Needs the audit callback, which records the take-over.
+      - A lock that several runs share is taken over only when none of them is known to run; all of them are then
+        replaced and remembered as ended.
     type: bool
     default: false
+  share:
+    description:
+      - A key that lets runs hold the lock together. A run that gives the same key as the runs that hold the lock
+        joins them; a run with another key, or none, is refused while any of them holds it, with each named.
+      - The rollout passes the plan's sha256 and the wave's name (V(<sha256> canary)), so that the slices of one wave
+        run together and those of different waves never do. Unset or empty, the run holds the lock alone.
+    type: str
   path:
     description:
-      - The lock file. Default C(<audit log>.fleet-lock).
+      - The lock file. Default C(<audit log>.fleet-lock), or the trail's row in the database for a PostgreSQL trail.
+      - When set, this file is the lock whatever the audit sink is.
     type: path
 seealso:
   - module: fleetpatch.rollout.lock
@@ -91,6 +111,12 @@ EXAMPLES = r"""
   fleetpatch.rollout.fleet_lock:
     state: released
   run_once: true
+
+- name: Take the fleet lock together with the other slices of this wave (AWX job slicing)
+  fleetpatch.rollout.fleet_lock:
+    patch_id: FP-2025-14847
+    share: "{{ lookup('ansible.builtin.file', fleetpatch_plan_file) | hash('sha256') }} {{ fleetpatch_wave }}"
+  run_once: true
 """
 
 RETURN = r"""
@@ -104,7 +130,7 @@ audited:
   returned: always
   type: bool
 path:
-  description: The lock file.
+  description: The lock file, or for a PostgreSQL trail the database, trail and table that hold it.
   returned: always
   type: str
   sample: /var/log/fleetpatch/audit.jsonl.fleet-lock
@@ -114,19 +140,39 @@ holder:
   type: dict
   sample: {"owner": "0c6f...", "who": "bob", "patch": "FP-2025-14847", "since": "2026-12-02T03:10:00Z", "job": "4711",
            "controller": "ctl-1", "pid": 12345, "pid_start": "884211", "user": "root"}
+holders:
+  description: Every run that holds the lock now, this one included; more than one only when they share it (O(share)).
+  returned: with O(state=acquired)
+  type: list
+  elements: dict
+share:
+  description: The key under which the lock is held, or null when it is held alone.
+  returned: with O(state=acquired)
+  type: str
+  sample: 3f2a...9c1e canary
 ended:
-  description: The last runs that released the lock, oldest first (the one taken over included).
+  description: The last runs that released the lock, oldest first (those taken over included).
   returned: with O(state=acquired)
   type: list
   elements: str
 taken_over:
-  description: The lock of the gone run that O(take_over) replaced, or null.
+  description: The lock of the gone run that O(take_over) replaced (the first, when several shared it), or null.
   returned: with O(state=acquired)
   type: dict
+taken_over_all:
+  description: Every holder that O(take_over) replaced; empty when none was.
+  returned: with O(state=acquired)
+  type: list
+  elements: dict
 held_by:
-  description: The holder of the lock that made the task fail.
+  description: The holder of the lock that made the task fail (a live one, when one still runs).
   returned: when the lock is held by another run
   type: dict
+held_by_all:
+  description: Every holder of the lock that made the task fail.
+  returned: when the lock is held by another run
+  type: list
+  elements: dict
 released:
   description: The lock this task freed, or null.
   returned: with O(state=released)

@@ -20,9 +20,14 @@ Schema ``fleetpatch_audit`` (created by :func:`init_sql`, which ``fleetpatch-aud
   forward at a time (a trigger refuses any other update); writers lock it through ``lock_head(trail)``, a
   SECURITY DEFINER function, so they need no UPDATE right on it and can never move it back.
 - ``witness``, insert-only too: the heads that runs published (trail, seq, hash, HMAC, run id).
+- ``fleet_lock``, one row per trail (made with its head row): the trail's fleet lock (``share``, ``holders`` and
+  ``ended``, see ``_fleet_lock.py``). A run changes it in one transaction under the row's lock
+  (:func:`fleet_lock_update`), so the jobs of one trail on separate controllers are kept apart.
 
 A writer role gets USAGE on the schema, SELECT and INSERT on the trail and witness tables, SELECT on ``heads`` and
-EXECUTE on ``lock_head``; a reader role gets SELECT only. An append is one transaction: lock the head row, chain
+EXECUTE on ``lock_head``, and SELECT and UPDATE of the lock's state columns on ``fleet_lock`` (no INSERT, DELETE or
+TRUNCATE: taking and releasing the lock rewrites its row, and ``SELECT ... FOR UPDATE`` needs that UPDATE right
+anyway; every change of the lock is recorded in the trail); a reader role gets SELECT only. An append is one transaction: lock the head row, chain
 the records onto it, insert them, commit. Concurrent writers wait for the lock, so the chain stays linear.
 
 Passwords never go into a DSN here: a DSN with a ``password`` field is refused (the DSN is shown in messages,
@@ -39,9 +44,11 @@ import sys
 try:
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
+    from psycopg.types.json import Jsonb
 except ImportError:  # an optional dependency: only the PostgreSQL sink needs it
     psycopg = None
     conninfo_to_dict = None
+    Jsonb = None
 
 if __package__:
     from ansible_collections.fleetpatch.rollout.plugins.plugin_utils import _audit, _audit_witness
@@ -62,7 +69,7 @@ AuditError = _audit.AuditError
 
 __all__ = [
     "DEFAULT_READER", "DEFAULT_TRAIL", "DEFAULT_WRITER", "PgAuditLog", "SCHEMA", "append_to_sink", "check_dsn", "check_name", "describe",
-    "export", "head_hmac", "init_db", "init_sql", "is_dsn", "open_log", "publish_witness", "read_trail", "read_witness", "verify_trail",
+    "export", "fleet_lock_update", "head_hmac", "init_db", "init_sql", "is_dsn", "open_log", "publish_witness", "read_trail", "read_witness", "verify_trail",
 ]
 
 SCHEMA = "fleetpatch_audit"
@@ -167,6 +174,14 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.witness (
     published_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS witness_trail ON {SCHEMA}.witness (trail, seq);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.fleet_lock (
+    trail text PRIMARY KEY,
+    share text CHECK (share <> ''),
+    holders jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(holders) = 'array'),
+    ended jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(ended) = 'array'),
+    changed_at timestamptz NOT NULL DEFAULT now(),
+    CHECK ((share IS NULL AND jsonb_array_length(holders) <= 1) OR (share IS NOT NULL AND jsonb_array_length(holders) >= 1))
+);
 
 CREATE OR REPLACE FUNCTION {SCHEMA}.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
@@ -218,7 +233,7 @@ $fn$;
 
 REVOKE ALL ON FUNCTION {SCHEMA}.lock_head(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION {SCHEMA}.advance_head() FROM PUBLIC;
-REVOKE ALL ON {SCHEMA}.heads, {SCHEMA}.witness FROM PUBLIC;
+REVOKE ALL ON {SCHEMA}.heads, {SCHEMA}.witness, {SCHEMA}.fleet_lock FROM PUBLIC;
 DROP TRIGGER IF EXISTS head_moves_on ON {SCHEMA}.heads;
 CREATE TRIGGER head_moves_on BEFORE UPDATE ON {SCHEMA}.heads FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.head_moves_on();
 """
@@ -275,13 +290,16 @@ DROP TRIGGER IF EXISTS heads_no_truncate ON {SCHEMA}.heads;
 CREATE TRIGGER heads_no_truncate BEFORE TRUNCATE ON {SCHEMA}.heads FOR EACH STATEMENT EXECUTE FUNCTION {SCHEMA}.refuse_change();
 """)
     parts.extend(_trail_sql(trail) for trail in trails)
+    # the fleet lock of every trail, those made before the lock's table existed included
+    parts.append(f"INSERT INTO {SCHEMA}.fleet_lock (trail) SELECT trail FROM {SCHEMA}.heads ON CONFLICT (trail) DO NOTHING;\n")
     parts.extend(_role(role) for role in dict.fromkeys((writer, reader)))
     tables = ", ".join(_table(trail) for trail in trails)
     parts.append(f"""GRANT USAGE ON SCHEMA {SCHEMA} TO "{writer}", "{reader}";
 GRANT SELECT, INSERT ON {tables}, {SCHEMA}.witness TO "{writer}";
 GRANT SELECT ON {SCHEMA}.heads TO "{writer}";
 GRANT EXECUTE ON FUNCTION {SCHEMA}.lock_head(text) TO "{writer}";
-GRANT SELECT ON {tables}, {SCHEMA}.heads, {SCHEMA}.witness TO "{reader}";
+GRANT SELECT, UPDATE (share, holders, ended, changed_at) ON {SCHEMA}.fleet_lock TO "{writer}";
+GRANT SELECT ON {tables}, {SCHEMA}.heads, {SCHEMA}.witness, {SCHEMA}.fleet_lock TO "{reader}";
 """)
     return "\n".join(parts)
 
@@ -414,6 +432,44 @@ def append_to_sink(sink, record):
     finally:
         if isinstance(log, PgAuditLog):
             log.close()
+
+
+# --- the fleet lock ---------------------------------------------------------------------------------------------
+
+
+def fleet_lock_update(dsn, trail, change, missing_ok=False, lock_timeout=30):
+    """Change the fleet lock of ``trail`` in ONE transaction under its row's lock; what ``change`` returned as its result.
+
+    ``change(row)`` gets the row as ``{"share", "holders", "ended"}`` and returns ``(new row or None, result)``; a new
+    row is written and committed, None changes nothing. An exception from ``change`` rolls back and is raised as it is.
+    A schema made before the lock's table existed, or without the trail's row, raises AuditError naming init-db; with
+    ``missing_ok`` (releasing), ``change(None)`` is called instead, since no run can hold such a lock.
+    """
+    what = describe(dsn, check_name(trail))
+    with _connect(dsn, what) as connection:
+        try:
+            with connection.transaction():
+                connection.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'")
+                try:
+                    with connection.transaction():  # a savepoint: a missing table leaves the transaction usable
+                        row = connection.execute(f"SELECT share, holders, ended FROM {SCHEMA}.fleet_lock WHERE trail = %s FOR UPDATE",
+                                                 (trail,)).fetchone()
+                except psycopg.errors.UndefinedTable:
+                    row = None
+                if row is None:
+                    if missing_ok:
+                        return change(None)[1]
+                    raise AuditError(f"the audit database has no fleet lock for trail {trail}: run fleetpatch-audit init-db --trail {trail} as "
+                                     "the database's owner, which adds it (and the table, to a schema made before it existed)")
+                new, result = change({"share": row[0], "holders": row[1], "ended": row[2]})
+                if new is not None:
+                    connection.execute(f"UPDATE {SCHEMA}.fleet_lock SET share = %s, holders = %s, ended = %s, changed_at = now() WHERE trail = %s",
+                                       (new["share"], Jsonb(new["holders"]), Jsonb(new["ended"]), trail))
+        except psycopg.errors.LockNotAvailable:
+            raise AuditError(f"its row stayed locked by another run for {lock_timeout} s") from None
+        except psycopg.Error as exc:
+            raise AuditError(f"cannot change it in {what}: {_message(exc)}") from None
+    return result
 
 
 # --- reading ----------------------------------------------------------------------------------------------------
