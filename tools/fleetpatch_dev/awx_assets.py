@@ -210,7 +210,7 @@ def workflow_steps(specs):
     """The workflow's steps, or [] when a template it needs is missing."""
     keys = {t.key for t in present_templates(specs)}
     steps = _workflow_steps()
-    needed = {key for _, key, _ in steps if key} | {"rollback"}
+    needed = {step[1] for step in steps if step[1]} | {"rollback"}
     return steps if needed <= keys else []
 
 
@@ -385,13 +385,13 @@ def _job_template(t, survey_spec):
 
 def _edges(steps):
     """``{identifier: {"success": [...], "failure": [...]}}``: the chain, and failure edges to the rollback node."""
-    edges = {ident: {"success": [], "failure": []} for ident, _, _ in steps}
+    edges = {step[0]: {"success": [], "failure": []} for step in steps}
     edges[ROLLBACK_NODE] = {"success": [], "failure": []}
-    for (ident, _, _), (nxt, _, _) in zip(steps, steps[1:]):
-        edges[ident]["success"].append(nxt)
-    for ident, key, _ in steps:
-        if key in ("wave", "gate"):
-            edges[ident]["failure"].append(ROLLBACK_NODE)
+    for step, following in zip(steps, steps[1:]):
+        edges[step[0]]["success"].append(following[0])
+    for step in steps:
+        if step[1] in ("wave", "gate"):
+            edges[step[0]]["failure"].append(ROLLBACK_NODE)
     return edges
 
 
@@ -618,7 +618,7 @@ def write(repo=REPO):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a file differs")
     args = parser.parse_args(argv)
     if args.check:
