@@ -244,9 +244,15 @@ def test_import_file_has_the_shape_awx_export_writes():
     keys = _natural_keys()
     organization = {"name": "Default", "type": "organization"}
 
+    (credential_type,) = ASSETS["credential_types"]
+    # Made by the administrator between the two imports (it holds secrets), of the credential type in the file.
+    audit_credential = {"organization": organization, "name": "fleetpatch audit trail",
+                        "credential_type": credential_type["natural_key"], "type": "credential"}
+    _check_natural_key(audit_credential, awxkit_pages.Credential, "credential")
+
     def resolves(ref):
         # The organization is AWX's default one, there on every installation; anything else must be in the file.
-        return ref == organization or freeze(ref) in keys
+        return ref in (organization, audit_credential) or freeze(ref) in keys
 
     for kind, objects in ASSETS.items():
         page_class, type_name = KINDS[kind]
@@ -319,9 +325,10 @@ def test_credential_type_sets_exactly_the_audit_callbacks_environment():
     for section in credential_type["injectors"].values():
         for template in section.values():
             sandbox.from_string(template).render(namespace)
-    # The DSN is the one field the callback refuses with a password in it: the example has none.
-    (credential,) = ASSETS["credentials"]
-    assert "@" in credential["inputs"]["dsn"] and ":" not in credential["inputs"]["dsn"].split("//", 1)[1].split("@")[0]
+    # The import file carries no credential (AWX refuses one without its required secrets); the type comes first.
+    assert "credentials" not in ASSETS
+    assert json.loads((AWX / "credential-type.json").read_text(encoding="utf-8")) == {"credential_types": [credential_type]}
+    assert set(credential_type["inputs"]["required"]) == {"hmac_key", "dsn"}  # an empty key file stops the callback
 
 
 def _graph():

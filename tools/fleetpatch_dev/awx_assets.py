@@ -9,7 +9,8 @@ One description (the job templates, the workflow, the follow-up schedule, the cr
   argument spec that a survey field can hold (see :func:`question`);
 - ``awx/assets.json``: all of it in the format ``awx export`` writes and ``awx import`` reads (awxkit): top-level keys
   are awxkit's exportable resource kinds, each object carries its ``natural_key``, and objects point at each other
-  by natural key;
+  by natural key; but for the audit trail's credential, which holds secrets (see :func:`export`);
+- ``awx/credential-type.json``: the credential type alone, imported first;
 - ``awx/configure.yml``: the same assets as a playbook of ``awx.awx`` modules.
 
 An entry point that the specs do not have (yet) is left out, with its templates, workflow nodes and schedule, so the
@@ -307,6 +308,7 @@ def build(specs):
     wf_survey = workflow_survey(specs) if steps else None
     if steps:
         files["awx/surveys/workflow.json"] = _json(wf_survey)
+    files["awx/credential-type.json"] = _json({"credential_types": [credential_type_export()]})
     files["awx/assets.json"] = _json(export(templates, surveys, steps, wf_survey))
     files["awx/configure.yml"] = configure_playbook(templates, steps)
     return files
@@ -316,20 +318,20 @@ def _json(data):
     return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
 
+def credential_type_export():
+    return {"name": CREDENTIAL_TYPE, "description": CREDENTIAL_TYPE_DESCRIPTION, "kind": "cloud",
+            "inputs": CREDENTIAL_TYPE_INPUTS, "injectors": CREDENTIAL_TYPE_INJECTORS, "natural_key": nk_credential_type()}
+
+
 def export(templates, surveys, steps, wf_survey):
-    """The assets as ``awx export`` writes them (awxkit ``ApiV2.export_assets``)."""
+    """The assets as ``awx export`` writes them (awxkit ``ApiV2.export_assets``).
+
+    Without the credential of the audit trail, which the templates name: AWX refuses to create one without its
+    required secret inputs, which no import file carries (``awx export`` writes them as ``$encrypted$`` and ``awx
+    import`` drops those), and an import would replace an existing one's secrets with nothing. It is made between the
+    import of ``credential-type.json`` and this file's."""
     data = {
-        "credential_types": [{
-            "name": CREDENTIAL_TYPE, "description": CREDENTIAL_TYPE_DESCRIPTION, "kind": "cloud",
-            "inputs": CREDENTIAL_TYPE_INPUTS, "injectors": CREDENTIAL_TYPE_INJECTORS,
-            "natural_key": nk_credential_type(),
-        }],
-        "credentials": [{
-            "name": CREDENTIAL, "description": "The audit trail the jobs share; fill in the key and the password.",
-            "organization": nk_organization(), "credential_type": nk_credential_type(),
-            "inputs": {"dsn": "postgresql://fleetpatch@db.example.com:5432/fleetpatch"},
-            "natural_key": nk_credential(), "related": {},
-        }],
+        "credential_types": [credential_type_export()],
         "execution_environments": [{
             "name": EXECUTION_ENVIRONMENT, "description": "Built from awx/execution-environment.yml (ansible-builder 3).",
             "image": EE_IMAGE, "pull": "missing", "organization": None, "credential": None,
@@ -497,8 +499,9 @@ CONFIGURE_HEADER = """\
 #
 #   ansible-playbook awx/configure.yml -e fleetpatch_awx_project_url=https://git.example.com/you/rollout.git
 #
-# Secrets are not here: fill in the audit credential's HMAC key and database password in AWX afterwards, or give
-# them as fleetpatch_awx_audit_hmac_key and fleetpatch_awx_audit_db_password (vaulted).
+# Secrets are not here: give the audit trail's HMAC key as fleetpatch_awx_audit_hmac_key (AWX refuses the credential
+# without it) and its database password, if any, as fleetpatch_awx_audit_db_password, both vaulted. A credential that
+# exists keeps its secrets (update_secrets: false).
 """
 
 
@@ -511,7 +514,7 @@ def configure_playbook(templates, steps):
         {"name": "Create the audit trail credential", "no_log": True, "awx.awx.credential": {
             "name": CREDENTIAL, "organization": org, "credential_type": CREDENTIAL_TYPE,
             "inputs": {"dsn": "{{ fleetpatch_awx_audit_dsn }}",
-                       "hmac_key": "{{ fleetpatch_awx_audit_hmac_key | default(omit) }}",
+                       "hmac_key": "{{ fleetpatch_awx_audit_hmac_key }}",
                        "password": "{{ fleetpatch_awx_audit_db_password | default(omit) }}"},
             "update_secrets": False}},
         {"name": "Create the execution environment", "awx.awx.execution_environment": {
@@ -586,7 +589,7 @@ def _configure_workflow(steps, org):
 def generated_paths(repo=REPO):
     """Every file under awx/ that the generator owns (written by it, or stale from an earlier run)."""
     awx = repo / "awx"
-    owned = [awx / "assets.json", awx / "configure.yml"]
+    owned = [awx / "assets.json", awx / "credential-type.json", awx / "configure.yml"]
     owned += sorted((awx / "playbooks").glob("*.yml")) + sorted((awx / "surveys").glob("*.json"))
     return {str(p.relative_to(repo)) for p in owned if p.exists()}
 
