@@ -445,3 +445,15 @@ def test_configure_playbook_passes_syntax_check_with_awx_awx():
                              str(AWX / "configure.yml")], cwd=REPO, capture_output=True, text=True, check=False,
                             env={**os.environ, "ANSIBLE_COLLECTIONS_PATH": f"{path}:{REPO / '.build' / 'lint'}"})
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_project_playbooks_pass_syntax_check_with_the_collection(tmp_path):
+    """What a job of each template runs: its project playbook, importing the collection's playbook by FQCN."""
+    collections = tmp_path / "ansible_collections" / "fleetpatch"
+    collections.mkdir(parents=True)
+    (collections / "rollout").symlink_to(REPO)
+    playbooks = sorted(str(REPO / jt["playbook"]) for jt in TEMPLATES.values())
+    result = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "--syntax-check", *playbooks],
+                            cwd=tmp_path, capture_output=True, text=True, check=False,
+                            env={**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(tmp_path)})
+    assert result.returncode == 0, result.stdout + result.stderr
