@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -190,14 +191,22 @@ def test_offline_planning_from_a_detection_report_prints_the_plan_a_live_check_p
     live = ansible(ROLLOUT, inventory, extravars=rollout_vars(manifest, **when), check=True, env=audit_env(tmp_path))
     assert live.returncode == 4, live.stdout[-3000:]
     # No SSH at all: any connection to a host would run /bin/false and fail as unreachable.
+    # The plan is stored too, for the jobs that run its waves: the file, and its sha256 in the audit trail.
+    plan_file = tmp_path / "plan.json"
     offline = ansible(PLAN, inventory, extravars={"fleetpatch_manifest": str(manifest), "fleetpatch_detect_report": str(report),
-                                                  "ansible_ssh_executable": "/bin/false", **when})
+                                                  "ansible_ssh_executable": "/bin/false", "fleetpatch_plan_file": str(plan_file), **when},
+                      env=audit_env(tmp_path))
     assert offline.returncode == 0, offline.stdout[-3000:]
+    stored = json.loads(plan_file.read_text(encoding="utf-8"))
+    (recorded,) = audit_records(tmp_path, "plan")
+    assert recorded["data"]["plan_sha256"] == hashlib.sha256(plan_file.read_bytes()).hexdigest()
+    assert stored["plan"] == once(offline, "Plan the waves")["ansible_facts"]["rollout_plan"]
     assert once(offline, "Print the plan")["msg"] == once(live, "Print the plan")["msg"]
     offline_plan, live_plan = (once(run, "Plan the waves")["ansible_facts"]["rollout_plan"] for run in (offline, live))
     assert (offline_plan["waves"], offline_plan["failures"]) == (live_plan["waves"], live_plan["failures"])
     assert [failure["host"] for failure in live_plan["failures"]] == [down]
-    assert all(stats["unreachable"] == 0 and stats["changed"] == 0 for stats in offline.stats.values())
+    assert all(stats["unreachable"] == 0 for stats in offline.stats.values())
+    assert sum(stats["changed"] for stats in offline.stats.values()) == 1  # the plan file, on the controller
 
     # A report of another component is refused before anything is planned, naming the field.
     other = json.loads(report.read_text(encoding="utf-8")) | {"component": "otherd"}
