@@ -299,6 +299,8 @@ def test_execution_environment_context_renders_with_the_built_collection(tarball
     # The collection is installed from the tarball, then its own dependencies are found by introspection and installed.
     galaxy_step = containerfile.index("ansible-galaxy collection install")
     assert galaxy_step < containerfile.index("introspect.py introspect") < containerfile.index("install-from-bindep")
+    # Every job of the image writes the audit trail (a credential type may not set ANSIBLE_* variables in AWX).
+    assert containerfile.index("\nENV ANSIBLE_CALLBACKS_ENABLED=fleetpatch.rollout.audit\n") > galaxy_step
 
 
 def test_execution_environment_introspection_finds_every_dependency(installed: Path) -> None:
