@@ -137,3 +137,13 @@ def test_the_run_lock_role_passes_its_share_key_and_each_slice_locks_its_own_hos
     assert [(record["data"]["lock"], len(record["data"].get("holders", []))) for record in _lock_records(audit_db)] == [
         ("acquired", 1), ("joined", 2), ("released", 0), ("released", 0)]
     assert "TASK [fleetpatch.rollout.run_lock : Lock the host for this run]" not in refused.stdout  # refused before any host lock
+
+
+def test_a_run_whose_audit_sink_cannot_be_opened_is_refused_the_lock(audited, tmp_path):
+    audited.env.update({"FLEETPATCH_AUDIT_DSN": "postgresql://writer:secret@127.0.0.1:5432/audit"})
+    refused = audited.run(PLAYBOOK, audited.inventory("local", ["localhost"]))
+    assert refused.returncode == 2, refused.stdout
+    assert (f"{TASK}: the audit trail cannot be written, so the fleet lock is not taken: the PostgreSQL audit DSN (dsn) holds a password "
+            "(its 'password' field)") in refused.stdout
+    assert "secret" not in refused.stdout
+    assert not list(tmp_path.rglob("*fleet-lock*"))  # nothing taken, nowhere
