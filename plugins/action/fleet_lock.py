@@ -47,7 +47,8 @@ class ActionModule(ActionBase):
                 values = [self._var(task_vars, variable) for variable in variables]
                 args[name] = next((str(value) for value in values if value not in (None, "")), None)
         sink = _audit.current_sink()
-        if args["state"] == "acquired" and sink and sink.get("broken"):  # the callback could not open the trail: no step of the lock could be recorded
+        # The callback could not open the trail (a DSN with a password, no psycopg, a bad trail name): nothing could be recorded.
+        if args["state"] == "acquired" and sink and sink.get("broken"):
             raise AnsibleActionFail(f"{MODULE}: the audit trail cannot be written, so the fleet lock is not taken: {sink['broken']}", result=result)
         # The file O(path); with the audit callback, the lock it keeps: the trail's row for a PostgreSQL trail, else the file
         # beside its log; without it, the file beside the log its environment setting names, else in Ansible's home directory.

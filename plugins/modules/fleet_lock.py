@@ -20,7 +20,7 @@ description:
     C(fleetpatch_audit.fleet_lock) in that database instead, taken and released in one transaction under the row's
     lock, so that jobs on separate controllers or AWX execution nodes are kept apart as well. C(fleetpatch-audit init-db)
     creates the table and lets the writer role change the row (SELECT and UPDATE of its state, nothing else). A
-    holder's process can be checked only on the controller that took the lock: a holder from another controller is
+    holder's process can be checked only on the controller that took the lock, so a holder from another controller is
     taken over only with O(take_over), as with the file.
   - Runs that give the same O(share) key hold the lock together, for example the slices of one wave of a stored plan
     run as parallel AWX jobs. Any other run is refused while one of them holds it; each leaves on its own, and the lock

@@ -206,7 +206,8 @@ def test_one_live_sharer_is_enough_to_refuse_and_is_the_one_named_first():
 def test_a_holder_not_known_to_run_is_taken_over_only_when_asked(before, statuses, why):
     with pytest.raises(FleetLockError) as caught:
         _fleet_lock.take(before, person("c"), share="S2", where=WHERE, status=status_of(**statuses))
-    assert why in str(caught.value) and str(caught.value).endswith("(the rollout's fleetpatch_take_over_lock=true); the take-over is recorded in the audit trail")
+    assert why in str(caught.value)
+    assert str(caught.value).endswith("(the rollout's fleetpatch_take_over_lock=true); the take-over is recorded in the audit trail")
     new, result = _fleet_lock.take(dict(before, ended=["x"]), person("c"), share="S2", take_over=True, where=WHERE, status=status_of(**statuses))
     owners = [holder["owner"] for holder in before["holders"]]
     assert new == state("S2", ["c"], ["x", *owners])  # every holder replaced, each remembered as ended
