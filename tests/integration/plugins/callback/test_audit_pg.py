@@ -84,7 +84,9 @@ def test_a_database_that_goes_away_stops_the_rollout_at_the_next_gate(audited, a
     _pg_env(audited, audit_db)
     inventory = audited.inventory("audited", ["web-01", "web-02"])
     try:
-        run = audited.run("audit_gate.yml", inventory, "-e", json.dumps({"fp_break_audit": postgres.stop_command()}))
+        # The task records wait for the gate however slow the machine is (no flush by time): what is lost is then known.
+        run = audited.run("audit_gate.yml", inventory, "-e", json.dumps({"fp_break_audit": postgres.stop_command()}),
+                          env={"FLEETPATCH_AUDIT_FLUSH_SECONDS": "600"})
     finally:
         postgres.resume()
     assert run.returncode == 2, run.stdout
