@@ -72,6 +72,15 @@ class Job:
     def __init__(self, job_id, rc, events, stdout):
         self.job_id, self.rc, self.events, self.stdout = job_id, rc, events, stdout
 
+    def problems(self):
+        """Every failed or unreachable host of the job, its task and message: what an assertion on the job shows."""
+        found = [f"job {self.job_id} exited {self.rc}"]
+        for event in self.events:
+            data = event.get("event_data") or {}
+            if event.get("event") in ("runner_on_failed", "runner_on_unreachable"):
+                found.append(f"{data.get('host')}: {data.get('task')}: {(data.get('res') or {}).get('msg')}")
+        return "\n".join(found)
+
     def results(self, task):
         """{host: result} of the task named ``task`` (its name, without the role's prefix)."""
         found = {}
@@ -167,7 +176,7 @@ def test_plan_waves_and_gates_as_jobs_with_a_wave_in_two_concurrent_slices(fleet
 
     # The canary wave and its gate, each a job of its own over the whole inventory.
     canary = jobs.run("wave", {**wave_vars, "fleetpatch_wave": "canary"})
-    assert canary.rc == 0, canary.stdout[-4000:]
+    assert canary.rc == 0, canary.problems()
     assert ran_on(canary, "Lock the host for this run") == set(waves["canary"])  # the other hosts are not touched
     assert jobs.run("gate", {**gate_vars, "fleetpatch_wave": "canary"}).rc == 0
 
@@ -176,7 +185,7 @@ def test_plan_waves_and_gates_as_jobs_with_a_wave_in_two_concurrent_slices(fleet
     lost = next(name for name in waves["us-east"] if name in second)
     fleet.stop(lost)
     results = concurrently(*(lambda hosts=hosts: jobs.run("wave", {**wave_vars, "fleetpatch_wave": "us-east"}, hosts=hosts) for hosts in (first, second)))
-    assert [job.rc for job in results] == [0, 4], [job.stdout[-3000:] for job in results]
+    assert [job.rc for job in results] == [0, 4], [job.problems() for job in results]
     assert set().union(*(ran_on(job, "Lock the host for this run") for job in results)) == set(waves["us-east"]) - {lost}
     gate = jobs.run("gate", {**gate_vars, "fleetpatch_wave": "us-east"})
     assert gate.rc == 0, gate.stdout[-4000:]
@@ -191,7 +200,7 @@ def test_plan_waves_and_gates_as_jobs_with_a_wave_in_two_concurrent_slices(fleet
     with QuorumWatch(fleet, members) as watch:
         results = concurrently(*(lambda hosts=hosts: jobs.run("wave", {**wave_vars, "fleetpatch_wave": "eu-west 1/3"}, hosts=hosts)
                                  for hosts in (first, second)))
-    assert [job.rc for job in results] == [4, 0], [job.stdout[-3000:] for job in results]
+    assert [job.rc for job in results] == [4, 0], [job.problems() for job in results]
     assert watch.samples > 5 and all(count <= 2 for count in watch.worst.values()), watch.worst
     gate = jobs.run("gate", {**gate_vars, "fleetpatch_wave": "eu-west 1/3"})
     assert gate.rc == 2, gate.stdout[-4000:]
