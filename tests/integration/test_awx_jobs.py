@@ -152,7 +152,11 @@ def test_plan_waves_and_gates_as_jobs_with_a_wave_in_two_concurrent_slices(fleet
     names = [spec.name for spec in layout]
     members = {spec.name: spec.cluster for spec in layout if spec.cluster}
     # A restart patch: each member really goes down for a moment, so the quorum watch has something to see.
-    manifest = manifests.write(tmp_path, fleet.artifact("7.0.28"), urgency="emergency", **{"class": "restart"})
+    # The patch is good and this test judges the jobs, not latency: limits no busy machine reaches (at a load of 10 on
+    # 2 cores, a good release's median reached 275 ms, over the test manifests' 150 ms), an error still fails a host.
+    loose = {"monitoring.thresholds.max_p50_ms": 5000, "monitoring.thresholds.max_p95_ms": 10000,
+             "monitoring.thresholds.baseline_p95_factor": 1000, "monitoring.thresholds.peers_p95_factor": 1000}
+    manifest = manifests.write(tmp_path, fleet.artifact("7.0.28"), urgency="emergency", **{"class": "restart"}, **loose)
     key = tmp_path / "audit.key"
     key.write_text("k" * 64, encoding="utf-8")
     plan_file = tmp_path / "plan.json"
