@@ -26,6 +26,7 @@ import signal
 from contextlib import nullcontext
 
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._health import check_health, check_health_params
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._lease import check_lease, state_lock
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._release import (
     Service,
@@ -38,7 +39,7 @@ from ansible_collections.fleetpatch.rollout.plugins.module_utils._release import
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import JOURNAL_STEPS, StateFile, utc_now, with_state_file
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._version import Version, VersionError, VersionRange
 
-__all__ = ["STEPS", "apply_patch", "judged_state", "record_judgment", "rollback_patch"]
+__all__ = ["STEPS", "apply_patch", "judge_applied", "judge_health", "judged_state", "record_judgment", "rollback_patch"]
 
 STEPS = JOURNAL_STEPS  # the journal's steps, in an apply's order (a rollback takes journaled, switched, confirmed)
 CRASH_ENV = "FLEETPATCH_CRASH_AT"
@@ -157,6 +158,61 @@ def record_judgment(state_file, patch_id, version, check_mode, owner=None):
         return True, record["judged"]
 
 
+def judge_health(params, host, check_mode, patch_id=None, version=None):
+    """The health check of ``params`` (:func:`check_health`); the health module's result, with its diff.
+
+    With ``patch_id``, a healthy verdict is recorded on the host: the last apply of ``patch_id``, when it is to
+    ``version``, gets its ``judged`` mark (:func:`record_judgment`; ``judged`` in the result says when, or None).
+    This is the one place where a verdict becomes a mark: an unhealthy verdict, or a check that raised, marks nothing.
+    """
+    thresholds = {key: value for key, value in (params.get("thresholds") or {}).items() if value is not None}  # unset suboptions
+    result = check_health(dict(params, thresholds=thresholds), host, check_mode)
+    if patch_id:
+        result["judged"] = None
+        if result["healthy"]:
+            result["changed"], result["judged"] = record_judgment(params["state_file"], patch_id, version, check_mode, owner=params.get("owner"))
+        result["diff"] = {"before": {"judged": None if result["changed"] else result["judged"]}, "after": {"judged": result["judged"]}}
+    return result
+
+
+def judge_applied(params, host, check_mode, result):
+    """With ``params['judge']``, judge the health of the apply whose ``result`` this is, in the same call, where the soak allows.
+
+    The apply's health is to be judged (soaked, and its healthy verdict marked) when this call changed the host, or
+    when an earlier run applied the patch but ended before judging it (``judged`` false); a host already patched and
+    judged is checked once (no soak) and nothing is marked. The check is made here only when the soak it takes is
+    at most ``judge_max_soak`` (default 0: one round); otherwise ``health`` is None and the caller judges with the
+    health module, after it has learned that the apply completed (a host lost during a long soak is then known to
+    run the applied release). Nothing is judged when the apply has not completed (it asks for the artifact).
+
+    ``result['health']`` is the health module's result (``healthy``, ``metrics``, ``failures``, ..., and
+    ``judged`` when a mark was due). ``changed`` and the diff take in the mark. An unhealthy verdict raises
+    :class:`PatchError` with the whole result when ``fail_on_unhealthy`` is set; the host stays patched either way
+    (the rollback is the caller's decision).
+    Runs outside the state lock: its probes must not hold the host's other fleetpatch calls off, and the mark
+    takes the lock itself.
+    """
+    if not params.get("judge") or result.get("needs_artifact"):
+        return result
+    due = bool(result.get("changed")) or result.get("judged") is False
+    soak = max(float(params.get("soak") or 0), 0.0) if due else 0.0
+    if soak > max(float(params.get("judge_max_soak") or 0), 0.0):
+        result["health"] = None
+        return result
+    verdict = judge_health(dict(params, soak=soak, fail_on_unhealthy=False), host, check_mode,
+                           params["patch_id"] if due else None, params["version"])
+    marked = verdict.pop("diff", None)
+    marked_now = verdict.pop("changed")
+    result["changed"] = bool(result.get("changed")) or marked_now
+    result["health"] = verdict
+    if marked and "diff" in result:
+        result["diff"]["before"].update(marked["before"])
+        result["diff"]["after"].update(marked["after"])
+    if not verdict["healthy"] and params.get("fail_on_unhealthy", True):
+        raise PatchError(verdict["msg"], **result)
+    return result
+
+
 def _diff(before, after):
     return {"before": {"current": before}, "after": {"current": after}}
 
@@ -166,6 +222,8 @@ def apply_patch(store, params, host, check_mode):
     """Apply the release ``params['version']`` of ``params['component']``; the module's result."""
     state = store.state
     check_lease(state, params.get("owner"), store.path)
+    if params.get("judge"):
+        check_health_params(params)  # a probe set the health check would refuse is refused before the host changes
     service = Service(host, params)
     target = params["version"]
     result = {"changed": False, "patch": params["patch_id"], "component": params["component"], "version": target}

@@ -67,6 +67,7 @@ __all__ = [
     "LATENCY_METRICS",
     "Rounds",
     "check_health",
+    "check_health_params",
     "evaluate",
     "median",
     "percentile",
@@ -355,17 +356,27 @@ def _consecutive_failures(params):
     return value
 
 
+def _settings(params):
+    """``(probes, names, consecutive_failures)`` of ``params``; PatchError naming what is wrong."""
+    probes = params.get("probes") or []
+    if not probes:
+        raise PatchError("probes: at least one probe is needed to judge a host's health")
+    return probes, _names(probes), _consecutive_failures(params)
+
+
+def check_health_params(params):
+    """Refuse ``params`` that :func:`check_health` would refuse, before anything else happens (an apply that judges
+    in the same call checks them before it changes the host); PatchError naming the field and value."""
+    _settings(params)
+
+
 def check_health(params, host, check_mode=False):
     """Probe ``host`` per ``params`` over the soak and judge it; the module's result.
 
     Raises :class:`PatchError` carrying the whole result when the host is unhealthy (or still vulnerable) and
     ``fail_on_unhealthy`` is set.
     """
-    probes = params["probes"] or []
-    if not probes:
-        raise PatchError("probes: at least one probe is needed to judge a host's health")
-    names = _names(probes)
-    limit = _consecutive_failures(params)
+    probes, names, limit = _settings(params)
     thresholds = params.get("thresholds") or {}
     soak = float(params.get("soak") or 0)
     interval = max(float(params.get("interval") or 1), 0.0)

@@ -15,23 +15,30 @@ from ansible_collections.fleetpatch.rollout.plugins.module_utils._lease import s
 __all__ = ["run_operation"]
 
 
-def run_operation(module, operation, required):
+def run_operation(module, operation, required, then=None):
     """Check the ``required`` options, run ``operation(params, host, check_mode)``, and end the module with its result.
 
     A :class:`PatchError` becomes ``fail_json`` with its details; the diff is returned only with ``--diff``.
     A module with a state file runs the operation under the host's state lock (outside check mode, which writes
     nothing), so that no other fleetpatch call on the host runs at the same time.
+    ``then(params, host, check_mode, result)``, when given, runs after the lock is released and returns the result
+    (the health check that judges an apply in the same call: it takes the lock itself only to record its verdict).
     """
     problem = missing_options(module.params, required)
     if problem:
         module.fail_json(msg=problem)
+    host = ModuleHost(module)
     try:
         if module.params.get("state_file") and not module.check_mode:
             with state_lock(module.params["state_file"]):
-                result = operation(module.params, ModuleHost(module), module.check_mode)
+                result = operation(module.params, host, module.check_mode)
         else:
-            result = operation(module.params, ModuleHost(module), module.check_mode)
+            result = operation(module.params, host, module.check_mode)
+        if then is not None:
+            result = then(module.params, host, module.check_mode, result)
     except PatchError as exc:
+        if not module._diff:
+            exc.details.pop("diff", None)
         module.fail_json(msg=str(exc), **exc.details)
     if not module._diff:
         result.pop("diff", None)

@@ -27,6 +27,18 @@ description:
     gzip tar archive with one top directory, only regular files and directories below it (no links, devices or
     FIFOs), no absolute names or C(..), and a C(VERSION) file in the top directory that names O(version).
   - Refuses to downgrade, and refuses when the installed version is outside O(compatible_with).
+  - With O(judge), the patched service's health is judged in the same call, after the apply completed and the
+    host's state lock was released, by the check of M(fleetpatch.rollout.health) with the options it shares with
+    it (O(probes), O(thresholds), O(baseline), O(peers), ...; with O(manifest), from its C(monitoring) section).
+    Its result is RV(health). A host this call patched, or one an earlier run patched but ended before judging
+    (RV(judged) false), is soaked for O(soak) seconds and a healthy verdict marks the apply's record C(judged) in
+    the state file, as O(fleetpatch.rollout.health#module:judged_patch) does; a host already patched and judged
+    is checked once and nothing is marked. An unhealthy verdict leaves the host patched (the rollback is the
+    caller's) and fails the task only with O(fail_on_unhealthy).
+  - The check is made in this call only where the soak allows, when it takes at most O(judge_max_soak) seconds;
+    otherwise RV(health) is V(null) and the caller judges with M(fleetpatch.rollout.health), after it has learned
+    that the apply completed. A host lost during a long soak is then known to run the applied release, while
+    one lost during a check made in this call is not known to (the next run finds its apply unjudged and judges it).
 author:
   - fleetpatch maintainers (@fleetpatch)
 extends_documentation_fragment:
@@ -34,6 +46,7 @@ extends_documentation_fragment:
   - fleetpatch.rollout.attributes.state_changing
   - fleetpatch.rollout.service
   - fleetpatch.rollout.lease
+  - fleetpatch.rollout.health
 attributes:
   action:
     support: full
@@ -95,7 +108,21 @@ options:
       - Version range of the releases that may run beside O(version) during the rollout. A host whose
         installed version is outside it is refused.
     type: str
+  judge:
+    description:
+      - Judge the patched service's health in the same call (see the description), with the options of the health
+        check below. Those options are used only with V(true).
+    type: bool
+    default: false
+  judge_max_soak:
+    description:
+      - With O(judge), the longest soak, in seconds, taken in this call; a longer one is left to
+        M(fleetpatch.rollout.health) (RV(health) is V(null)). V(0) judges here only a check of one round (and
+        the rounds that confirm a breach).
+    type: float
+    default: 0
 notes:
+  - With O(judge), the judgment costs no round trip of its own where the soak allows (see O(judge_max_soak)).
   - Makes one module round trip to a host that already has the release (or runs it), and two plus one file
     transfer to a host that needs the artifact.
 seealso:
@@ -121,6 +148,28 @@ EXAMPLES = r"""
     reload_command: [/usr/bin/python3, /srv/fpdemo/bin/fpdemoctl.py, reload]
     restart_command: [/usr/bin/python3, /srv/fpdemo/bin/fpdemoctl.py, restart]
     version_url: http://127.0.0.1:8080/version
+
+- name: Measure the service's health before the patch
+  fleetpatch.rollout.health:
+    manifest: /srv/patches/FP-2025-14847.yml
+    soak: 0
+    consecutive_failures: 1
+    check_vulnerability: false
+  register: fp_baseline
+
+- name: Apply the patch and judge it in the same call (an emergency, no soak), against the baseline
+  fleetpatch.rollout.apply:
+    manifest: /srv/patches/FP-2025-14847.yml
+    judge: true
+    soak: 0
+    baseline: "{{ fp_baseline.metrics }}"
+    fail_on_unhealthy: false
+  register: fp_applied
+
+- name: Roll back when the patched release is unhealthy
+  fleetpatch.rollout.rollback:
+    manifest: /srv/patches/FP-2025-14847.yml
+  when: fp_applied.health is not none and not fp_applied.health.healthy
 """
 
 RETURN = r"""
@@ -150,9 +199,27 @@ judged:
       M(fleetpatch.rollout.health) writes with O(fleetpatch.rollout.health#module:judged_patch)); V(false) for an
       apply this run makes, or one an earlier run made but ended before judging it.
     - V(null) when the host already ran RV(version) by other means (no apply of this patch recorded).
+    - As the state file had it before this call; the mark that O(judge) writes is in RV(health).
   returned: success
   type: bool
   sample: false
+health:
+  description:
+    - With O(judge), the result of the health check made in this call, as M(fleetpatch.rollout.health) returns it
+      (RV(fleetpatch.rollout.health#module:healthy), RV(fleetpatch.rollout.health#module:metrics),
+      RV(fleetpatch.rollout.health#module:failures), ...), with RV(fleetpatch.rollout.health#module:judged) when
+      a mark was due (the apply was to be judged).
+    - V(null) when the soak is longer than O(judge_max_soak), for the caller to judge.
+  returned: with O(judge), when the apply completed
+  type: dict
+  sample:
+    healthy: true
+    vulnerable: false
+    judged: "2026-03-03T01:31:07Z"
+    rounds: 1
+    failures: []
+    transient_failures: []
+    msg: "healthy: 2 probes, 1 rounds"
 recovered:
   description: The journal of an interrupted apply or rollback that this run reverted first.
   returned: when an interrupted operation was found
@@ -178,8 +245,8 @@ state_moved_to:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._apply import apply_patch
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._argspec import SERVICE_ARGSPEC, SERVICE_REQUIRED_IF
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._apply import apply_patch, judge_applied
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._argspec import HEALTH_ARGSPEC, SERVICE_ARGSPEC, SERVICE_REQUIRED_IF
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._runner import run_operation
 
 
@@ -197,13 +264,16 @@ def main():
             "artifact_url": {"type": "str"},
             "artifact_path": {"type": "path"},
             "compatible_with": {"type": "str"},
+            "judge": {"type": "bool", "default": False},
+            "judge_max_soak": {"type": "float", "default": 0},
+            **HEALTH_ARGSPEC,
         },
         required_if=SERVICE_REQUIRED_IF,
         mutually_exclusive=[("reload_command", "reload_signal")],
         required_by={"signature": ("allowed_signers", "signer")},
         supports_check_mode=True,
     )
-    run_operation(module, apply_patch, ("component", "patch_id", "version", "artifact_sha256", "version_url"))
+    run_operation(module, apply_patch, ("component", "patch_id", "version", "artifact_sha256", "version_url"), then=judge_applied)
 
 
 if __name__ == "__main__":

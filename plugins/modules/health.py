@@ -50,6 +50,7 @@ extends_documentation_fragment:
   - fleetpatch.rollout.attributes.state_changing
   - fleetpatch.rollout.service.state_file
   - fleetpatch.rollout.lease
+  - fleetpatch.rollout.health
 options:
   manifest:
     description:
@@ -58,149 +59,6 @@ options:
       - A relative path is found as P(ansible.builtin.file#lookup) finds a file, in the task's role and then the
         playbook's directory (under C(files/) first), then beside the inventory; the current directory plays no part.
     type: path
-  probes:
-    description:
-      - The probes. Required unless O(manifest) gives them.
-    type: list
-    elements: dict
-    suboptions:
-      name:
-        description:
-          - Name in the metrics and failures; unique. Defaults to the type and the probe's index, like V(http0).
-        type: str
-      type:
-        description:
-          - V(http) requests O(probes[].url) and expects O(probes[].expect_status) (and O(probes[].expect_body));
-            V(tcp) connects to O(probes[].host):O(probes[].port); V(command) runs O(probes[].command) and
-            expects O(probes[].expect_rc).
-        type: str
-        required: true
-        choices: [http, tcp, command]
-      url:
-        description:
-          - With V(http), the URL, requested from the host itself.
-        type: str
-      expect_status:
-        description:
-          - With V(http), the status that counts as healthy.
-        type: int
-        default: 200
-      expect_body:
-        description:
-          - With V(http), a regular expression the body must match.
-        type: str
-      host:
-        description:
-          - With V(tcp), the address to connect to.
-        type: str
-        default: 127.0.0.1
-      port:
-        description:
-          - With V(tcp), the port.
-        type: int
-      command:
-        description:
-          - With V(command), the command (argv, no shell).
-        type: list
-        elements: str
-      expect_rc:
-        description:
-          - With V(command), the exit code that counts as healthy.
-        type: int
-        default: 0
-      timeout:
-        description:
-          - Seconds one sample may take (a command is ended after it, with coreutils C(timeout)).
-        type: float
-        default: 5
-      samples:
-        description:
-          - Samples of this probe per round, instead of O(samples).
-        type: int
-      vulnerability:
-        description:
-          - This probe passes only when the patched vulnerability is gone; it runs once, not every round.
-        type: bool
-        default: false
-  samples:
-    description:
-      - Samples of each probe per round. Default 10 for V(http) and V(tcp), 1 for V(command).
-    type: int
-  soak:
-    description:
-      - Seconds to keep probing. V(0) is one round.
-    type: float
-    default: 0
-  interval:
-    description:
-      - Seconds between two rounds.
-    type: float
-    default: 1
-  consecutive_failures:
-    description:
-      - How many rounds in a row must breach a threshold before the verdict fails (see the description).
-      - V(1) fails the host at the first breaching round, with no tolerance for a noisy moment. V(1) also suits a
-        measurement whose verdict is not used (a baseline), since it never takes the confirming rounds.
-      - Must be 1 or more.
-    type: int
-    default: 3
-  thresholds:
-    description:
-      - The limits. Only O(thresholds.max_error_rate) applies when none is given.
-    type: dict
-    default: {}
-    suboptions:
-      max_error_rate:
-        description:
-          - Percent of a probe's samples that may fail.
-        type: float
-        default: 0
-      max_p50_ms:
-        description:
-          - Limit of the p50 latency of V(http) and V(tcp) probes, in milliseconds.
-        type: float
-      max_p95_ms:
-        description:
-          - Limit of the p95 latency, in milliseconds.
-        type: float
-      max_p99_ms:
-        description:
-          - Limit of the p99 latency, in milliseconds.
-        type: float
-      baseline_p95_factor:
-        description:
-          - With O(baseline), the p95 may be at most this many times the baseline's p95 of the same probe.
-        type: float
-      peers_p95_factor:
-        description:
-          - With O(peers), the p95 may be at most this many times the median p95 of the peers.
-        type: float
-      peers_error_rate_slack:
-        description:
-          - With O(peers), the error rate may be at most the peers' median error rate plus this many
-            percentage points.
-        type: float
-      latency_floor_ms:
-        description:
-          - The smallest reference latency a factor multiplies, so that a baseline of 0 ms still gives a
-            usable limit (V(factor × max(reference, floor))).
-        type: float
-        default: 1
-  baseline:
-    description:
-      - RV(metrics) of an earlier run of this module on the same host, before the patch.
-    type: dict
-  peers:
-    description:
-      - RV(metrics) of runs on hosts that still run the old release (the canary's comparison group).
-    type: list
-    elements: dict
-  check_vulnerability:
-    description:
-      - Run the O(probes[].vulnerability) probes. V(false) for a baseline before the patch, or a check after a
-        rollback, where the old release is known to be vulnerable and only its health is in question.
-    type: bool
-    default: true
   judged_patch:
     description:
       - The patch whose apply this check judges, like V(FP-2025-14847). When the verdict is healthy, the last
@@ -213,12 +71,6 @@ options:
     description:
       - The release the apply of O(judged_patch) installed (the fixed version). Required with O(judged_patch).
     type: str
-  fail_on_unhealthy:
-    description:
-      - Fail the task when the verdict fails (or the host is still vulnerable). With V(false) the verdict is
-        only returned, in RV(healthy).
-    type: bool
-    default: true
 notes:
   - The probes run on the host, against the service as the host sees it, so a partitioned network between the
     controller and the service's clients is not what they measure.
@@ -371,58 +223,17 @@ thresholds:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._apply import record_judgment
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._argspec import OWNER_ARGSPEC, STATE_FILE_ARGSPEC
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._apply import judge_health
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._argspec import HEALTH_ARGSPEC, OWNER_ARGSPEC, STATE_FILE_ARGSPEC
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._health import check_health
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._host import ModuleHost
-
-PROBE_OPTIONS = {
-    "name": {"type": "str"},
-    "type": {"type": "str", "required": True, "choices": ["http", "tcp", "command"]},
-    "url": {"type": "str"},
-    "expect_status": {"type": "int", "default": 200},
-    "expect_body": {"type": "str"},
-    "host": {"type": "str", "default": "127.0.0.1"},
-    "port": {"type": "int"},
-    "command": {"type": "list", "elements": "str"},
-    "expect_rc": {"type": "int", "default": 0},
-    "timeout": {"type": "float", "default": 5},
-    "samples": {"type": "int"},
-    "vulnerability": {"type": "bool", "default": False},
-}
-
-THRESHOLD_OPTIONS = {
-    "max_error_rate": {"type": "float", "default": 0},
-    "max_p50_ms": {"type": "float"},
-    "max_p95_ms": {"type": "float"},
-    "max_p99_ms": {"type": "float"},
-    "baseline_p95_factor": {"type": "float"},
-    "peers_p95_factor": {"type": "float"},
-    "peers_error_rate_slack": {"type": "float"},
-    "latency_floor_ms": {"type": "float", "default": 1},
-}
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
             "manifest": {"type": "path"},
-            "probes": {
-                "type": "list",
-                "elements": "dict",
-                "options": PROBE_OPTIONS,
-                "required_if": [("type", "http", ("url",)), ("type", "tcp", ("port",)), ("type", "command", ("command",))],
-            },
-            "samples": {"type": "int"},
-            "soak": {"type": "float", "default": 0},
-            "interval": {"type": "float", "default": 1},
-            "consecutive_failures": {"type": "int", "default": 3},
-            "thresholds": {"type": "dict", "default": {}, "options": THRESHOLD_OPTIONS},
-            "baseline": {"type": "dict"},
-            "peers": {"type": "list", "elements": "dict"},
-            "check_vulnerability": {"type": "bool", "default": True},
-            "fail_on_unhealthy": {"type": "bool", "default": True},
+            **HEALTH_ARGSPEC,
             "judged_patch": {"type": "str"},
             "judged_version": {"type": "str"},
             **STATE_FILE_ARGSPEC,
@@ -431,19 +242,13 @@ def main():
         required_together=[("judged_patch", "judged_version")],
         supports_check_mode=True,
     )
-    params = dict(module.params)
-    params["thresholds"] = {key: value for key, value in (params["thresholds"] or {}).items() if value is not None}
+    params = module.params
     try:
-        result = check_health(params, ModuleHost(module), module.check_mode)
-        if params["judged_patch"]:
-            result["judged"] = None
-            if result["healthy"]:
-                result["changed"], result["judged"] = record_judgment(params["state_file"], params["judged_patch"], params["judged_version"],
-                                                                      module.check_mode, owner=params["owner"])
-            if module._diff:
-                result["diff"] = {"before": {"judged": None if result["changed"] else result["judged"]}, "after": {"judged": result["judged"]}}
+        result = judge_health(params, ModuleHost(module), module.check_mode, params["judged_patch"], params["judged_version"])
     except PatchError as exc:
         module.fail_json(msg=str(exc), **exc.details)
+    if not module._diff:
+        result.pop("diff", None)
     module.exit_json(**result)
 
 

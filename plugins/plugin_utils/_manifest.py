@@ -27,6 +27,8 @@ import datetime
 import os
 import re
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._version import Version, VersionError, VersionRange
 from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._schema import (
     NO_JSONSCHEMA, SCHEMA_DIR, ReadError, load_schema, path_key, path_text, read_yaml, schema_problems, short_repr, validator,
@@ -300,9 +302,16 @@ def health_args(manifest):
 
 
 def task_args(args, operation):
-    """A task's arguments with those of its ``manifest`` (a path, validated here) filled in underneath."""
+    """A task's arguments with those of its ``manifest`` (a path, validated here) filled in underneath.
+
+    An apply that judges the health in the same call (``judge``) takes the ``monitoring`` section's too.
+    """
     args = dict(args)
     path = args.pop("manifest", None)
     if not path:
         return args
-    return {**module_args(load_manifest(path), operation), **args}
+    manifest = load_manifest(path)
+    base = module_args(manifest, operation)
+    if operation == "apply" and boolean(args.get("judge", False), strict=False):
+        base.update(health_args(manifest))
+    return {**base, **args}

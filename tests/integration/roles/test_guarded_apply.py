@@ -203,8 +203,17 @@ def test_included_twice_for_one_host_each_run_applies_judges_and_reports_its_own
     second = {name: result["guarded_apply_result"] for name, result in run.results("Show the second run's outcome").items()}
     baselines = run.results_each("Measure the service's health before the patch (the baseline)")
     applies = run.results_each("Apply the patch release (journaled, switched atomically, reloaded, confirmed)")
-    verdicts = run.results_each(JUDGE)
+    judges = run.results_each(JUDGE)
     assert set(second) == {"forward", "stuck"}
+
+    # A run without a soak is judged in the apply's own call (its health task skipped); the 3 s soak by the health
+    # task, once the apply's result was back on the controller, which therefore knows the apply of a host lost in it.
+    assert {name: [apply["health"] is None for apply in applies[name]] for name in runs} == {
+        "forward": [False, False], "stuck": [False, False], "lost": [False, True]}
+    assert {name: [bool(judge.get("skipped")) for judge in judges[name]] for name in runs} == {
+        "forward": [True, True], "stuck": [True, True], "lost": [True, False]}
+    verdicts = {name: [apply["health"] if apply["health"] is not None else judge for apply, judge in zip(applies[name], judges[name])]
+                for name in runs}
 
     # Every run measured its baseline, applied its own patch and judged it; each outcome holds its own verdict.
     for name in runs:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fleetpatch_dev import probe, signing
+from fleetpatch_dev import manifests, probe, signing
 from fleetpatch_dev.fleet import HostSpec, wait_port
 
 pytestmark = pytest.mark.fleet
@@ -575,3 +575,35 @@ def test_apply_and_rollback_leave_the_service_data_untouched(fleet, ansible):
     with urllib.request.urlopen(fleet.service_url("keeper", "/v1/records"), timeout=10) as response:  # noqa: S310 (fleet address)
         assert json.load(response) == {"records": 3}
     assert add_record(fleet, "keeper", b"after")["seq"] == 4
+
+
+def test_apply_judges_in_the_same_call_four_runs_and_marks_only_a_healthy_verdict(fleet, ansible, tmp_path):
+    """``judge`` with no soak: the verdict in the apply's own result, its mark on the apply's record only when healthy.
+    ``good`` gets 7.0.28; ``bad`` gets 7.0.29, which answers /health with 500: judged unhealthy, left patched, unmarked.
+    In check mode the probes meet the old, vulnerable release."""
+    fleet.add([HostSpec(name="good", version="7.0.26"), HostSpec(name="bad", version="7.0.27")])
+    inventory = fleet.write_inventory()
+    paths = {"good": manifests.write(tmp_path / "good", fleet.artifact("7.0.28"), version="7.0.28"),
+             "bad": manifests.write(tmp_path / "bad", fleet.artifact("7.0.29"), version="7.0.29")}
+    extravars = {"fp_manifests": {name: str(path) for name, path in paths.items()}}
+    results = []
+    for check in (True, False, True, False):
+        run = ansible("apply_judged.yml", inventory, extravars=extravars, check=check, diff=True)
+        assert run.returncode == 0, run.stdout
+        results.append(run.results("Apply and judge"))
+    good, bad = [r["good"] for r in results], [r["bad"] for r in results]
+    assert [r["changed"] for r in good] == [r["changed"] for r in bad] == [True, True, False, False]
+
+    assert (good[0]["health"]["healthy"], good[0]["health"]["vulnerable"], good[0]["health"]["judged"]) == (False, True, None)  # 7.0.26
+    mark = host_state(fleet, "good")["applied"][-1]["judged"]
+    assert (good[1]["health"]["healthy"], good[1]["health"]["judged"], good[1]["judged"]) == (True, mark, False)
+    assert good[1]["diff"] == {"before": {"current": "7.0.26", "judged": None}, "after": {"current": "7.0.28", "judged": mark}}
+    for again in good[2:]:  # already judged: checked once, nothing marked
+        assert (again["judged"], again["health"]["healthy"], again["health"]["rounds"], "judged" in again["health"]) == (True, True, 1, False)
+    assert fleet.service_version("good") == "7.0.28" and host_state(fleet, "good")["applied"][-1]["judged"] == mark
+
+    for result in bad:
+        assert result["health"]["healthy"] is False and result["health"]["judged"] is None, result
+    assert "error_rate 100.0 > 0.0" in {f["why"] for f in bad[1]["health"]["failures"]}
+    assert [r["judged"] for r in bad[1:]] == [False, False, False]  # never marked: a re-run judges it again
+    assert fleet.service_version("bad") == "7.0.29" and "judged" not in host_state(fleet, "bad")["applied"][-1]

@@ -18,7 +18,9 @@ import threading
 
 import pytest
 
-from ansible_collections.fleetpatch.rollout.plugins.module_utils._apply import STEPS, apply_patch, judged_state, record_judgment, rollback_patch
+from ansible_collections.fleetpatch.rollout.plugins.module_utils._apply import (
+    STEPS, apply_patch, judge_applied, judge_health, judged_state, record_judgment, rollback_patch,
+)
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._state import empty_state, save_state
 
@@ -262,6 +264,119 @@ def test_record_judgment_without_a_state_file_writes_none(tmp_path):
     path = tmp_path / "state.json"
     assert record_judgment(str(path), PATCH, "7.0.28", False) == (False, None)
     assert not path.exists()
+
+
+# --- judging the health in the apply's own call (judge) -----------------------------------------------------------
+
+
+def judge_params(fp, version="7.0.28", **changes):
+    """apply_patch's params with the health check of the module's ``judge``: /health and the port, 3 samples each,
+    the vendor's leak checker as the vulnerability probe (one command sample), one breaching round fails."""
+    params = apply_params(fp, version, judge=True, judge_max_soak=0, soak=0, interval=0.2, samples=3, consecutive_failures=1,
+                          probes=[{"name": "health", "type": "http", "url": f"http://127.0.0.1:{fp.port}/health"},
+                                  {"name": "port", "type": "tcp", "host": "127.0.0.1", "port": fp.port},
+                                  {"name": "leak-gone", "type": "command", "command": ctl(fp, "check-leak"), "vulnerability": True}],
+                          thresholds={"max_error_rate": 0, "max_p95_ms": None}, baseline=None, peers=None, check_vulnerability=True,
+                          fail_on_unhealthy=False, owner=None)
+    params.update(changes)
+    return params
+
+
+def apply_and_judge(params, host, check_mode):
+    """What the apply module does in one call: the apply (under the lock, here none), then the judgment."""
+    return judge_applied(params, host, check_mode, apply_patch(params, host, check_mode))
+
+
+def marks(params):
+    return [bool(entry.get("judged")) for entry in read_state(params)["applied"]]
+
+
+def test_judge_marks_a_healthy_apply_in_the_same_call_and_a_rerun_only_checks(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.26")
+    params = judge_params(fp)
+    result = apply_and_judge(params, host, False)
+    health = result.pop("health")
+    assert result == apply_result(diff={"before": {"current": "7.0.26", "judged": None}, "after": {"current": "7.0.28", "judged": health["judged"]}})
+    assert (health["healthy"], health["vulnerable"], health["rounds"], health["failures"]) == (True, False, 1, [])
+    assert TIMESTAMP.match(health["judged"]) and "changed" not in health and "diff" not in health
+    assert sorted(health["metrics"]) == ["health", "port"] and health["thresholds"] == {"max_error_rate": 0}  # unset limits left out
+    assert read_state(params)["applied"][-1]["judged"] == health["judged"]
+
+    rerun = apply_and_judge(judge_params(fp, with_artifact=False, soak=30), host, False)  # judged: checked once, not soaked
+    assert (rerun["changed"], rerun["judged"], rerun["health"]["healthy"], rerun["health"]["rounds"]) == (False, True, True, 1)
+    assert "judged" not in rerun["health"] and rerun["diff"] == diff("7.0.28", "7.0.28")
+    assert marks(params) == [True]
+
+
+def test_judge_marks_an_apply_an_earlier_run_never_judged(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.26")
+    params = judge_params(fp)
+    apply_patch(params, host, False)  # applied without judging: a run that ended before its verdict
+    assert marks(params) == [False]
+    check = apply_and_judge(judge_params(fp, with_artifact=False), host, True)
+    assert (check["changed"], check["judged"], check["health"]["healthy"]) == (True, False, True)
+    assert marks(params) == [False]  # check mode writes nothing
+    rerun = apply_and_judge(judge_params(fp, with_artifact=False), host, False)
+    assert (rerun["changed"], rerun["judged"], rerun["health"]["healthy"]) == (True, False, True)
+    assert TIMESTAMP.match(rerun["health"]["judged"]) and marks(params) == [True]
+
+
+def test_judge_leaves_an_unhealthy_apply_unmarked_and_patched(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.27")
+    params = judge_params(fp, "7.0.29")  # answers /health with 500
+    result = apply_and_judge(params, host, False)
+    assert (result["changed"], result["version"], result["health"]["healthy"], result["health"]["judged"]) == (True, "7.0.29", False, None)
+    assert result["health"]["failures"][0]["why"] == "error_rate 100.0 > 0.0"
+    assert result["health"]["msg"].startswith("unhealthy: probe health: error_rate 100.0 > 0.0")
+    assert marks(params) == [False] and answers(fp) == "7.0.29"  # the rollback is the caller's
+
+    with pytest.raises(PatchError) as failed:  # fail_on_unhealthy: the task fails, with every result
+        apply_and_judge(judge_params(fp, "7.0.29", with_artifact=False, fail_on_unhealthy=True), host, False)
+    assert str(failed.value).startswith("unhealthy: probe health: error_rate 100.0 > 0.0")
+    assert (failed.value.details["version"], failed.value.details["health"]["healthy"]) == ("7.0.29", False)
+    assert marks(params) == [False]
+
+
+def test_judge_leaves_a_soak_to_the_health_module(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.26")
+    params = judge_params(fp, soak=2)
+    result = apply_and_judge(params, host, False)
+    assert (result["changed"], result["judged"], result["health"]) == (True, False, None)
+    assert marks(params) == [False]
+    longer = apply_and_judge(judge_params(fp, with_artifact=False, soak=0.5, judge_max_soak=1), host, False)  # allowed here
+    assert (longer["health"]["healthy"], longer["health"]["rounds"]) == (True, 3)  # rounds at 0, 0.2 and 0.4 s
+    assert marks(params) == [True]
+
+
+def test_judge_refuses_a_probe_set_the_check_would_refuse_before_the_host_changes(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.26")
+    probe = {"name": "health", "type": "http", "url": f"http://127.0.0.1:{fp.port}/health"}
+    params = judge_params(fp, probes=[probe, dict(probe)])
+    with pytest.raises(PatchError, match=r"^probes\[1\]\.name: 'health' is used by two probes; names must be unique$"):
+        apply_and_judge(params, host, False)
+    with pytest.raises(PatchError, match=r"^consecutive_failures: expected a number of rounds, 1 or more, got 0$"):
+        apply_and_judge(judge_params(fp, consecutive_failures=0), host, False)
+    assert (linked(fp), answers(fp), read_state(params)) == ("releases/7.0.26", "7.0.26", None)
+
+
+def test_without_judge_the_apply_only_applies(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.26")
+    params = judge_params(fp, judge=False, probes=None)
+    assert apply_and_judge(params, host, False) == apply_result()
+    assert marks(params) == [False]
+
+
+def test_judge_health_marks_only_a_healthy_verdict(fpdemo_host, host):
+    fp = prepare(fpdemo_host, "7.0.26")
+    params = judge_params(fp)
+    apply_patch(params, host, False)
+    fp.ctl("stop")
+    down = judge_health(dict(params, check_vulnerability=False), host, False, PATCH, "7.0.28")
+    assert (down["healthy"], down["changed"], down["judged"]) == (False, False, None)
+    assert down["diff"] == {"before": {"judged": None}, "after": {"judged": None}} and marks(params) == [False]
+    fp.ctl("start")
+    up = judge_health(dict(params, check_vulnerability=False), host, False, PATCH, "7.0.28")
+    assert (up["healthy"], up["changed"]) == (True, True) and up["diff"]["before"] == {"judged": None} and marks(params) == [True]
 
 
 def test_check_mode_reports_the_change_and_changes_nothing(fpdemo_host, host):

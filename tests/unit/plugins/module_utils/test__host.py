@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.error import HTTPError
 
 import pytest
+from ansible.module_utils.common.text.converters import to_text
+from ansible.module_utils.urls import open_url
 
 from fleetpatch_dev.loopback import http_server
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
@@ -91,3 +97,88 @@ def test_a_failed_download_leaves_no_file(server, tmp_path, path):
     with pytest.raises(PatchError, match=rf"^GET {server}{path} failed: "):
         ModuleHost(None).download(f"{server}{path}", str(target), 5)
     assert not target.exists()
+
+
+# --- a plain http:// GET in process (http.client), what needs more through open_url ----------------------------------
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """Answers /moved with a redirect to /ok, /slow after 2 s, anything else with its own request line; records each."""
+
+    seen = []
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        Recorder.seen.append((self.path, self.headers.get("User-Agent")))
+        if self.path == "/moved":
+            self.send_response(302)
+            self.send_header("Location", "/ok")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path == "/slow":
+            time.sleep(2)
+        body = f"you asked {self.path}".encode()
+        try:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:  # /slow: the client gave up first
+            pass
+
+    def log_message(self, *args):  # pylint: disable=arguments-differ
+        """Quiet."""
+
+
+@pytest.fixture
+def recorder():
+    Recorder.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.mark.parametrize("path", ["/ok", "/teapot", "/missing", "/big"])
+def test_a_plain_get_answers_what_open_url_answers(server, path):
+    try:
+        response = open_url(f"{server}{path}", timeout=5, follow_redirects="safe")
+        expected = response.getcode(), to_text(response.read(MAX_BODY))
+    except HTTPError as exc:
+        expected = exc.code, to_text(exc.read(MAX_BODY))
+    assert ModuleHost(None).request(f"{server}{path}", 5) == expected
+
+
+def test_a_plain_get_keeps_the_query_and_says_what_open_url_says_it_is(recorder, monkeypatch):
+    monkeypatch.delenv("http_proxy", raising=False)
+    monkeypatch.delenv("HTTP_PROXY", raising=False)
+    assert ModuleHost(None).get(f"{recorder}/health?deep=1", 5) == "you asked /health?deep=1"
+    assert ModuleHost(None).request(recorder, 5) == (200, "you asked /")
+    assert Recorder.seen == [("/health?deep=1", "ansible-httpget"), ("/", "ansible-httpget")]
+
+
+def test_a_redirect_is_followed_as_open_url_follows_it(recorder):
+    assert ModuleHost(None).request(f"{recorder}/moved", 5) == (200, "you asked /ok")
+    assert ModuleHost(None).get(f"{recorder}/moved", 5) == "you asked /ok"
+    # the answer that redirects is asked again by open_url, which follows it: one more request, on this rare path only
+    assert [path for path, _agent in Recorder.seen] == ["/moved", "/moved", "/ok"] * 2
+
+
+def test_a_url_with_a_proxy_configured_goes_through_it(recorder, monkeypatch):
+    monkeypatch.setenv("http_proxy", recorder)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    target = "http://fleetpatch-service.invalid:8080/health"
+    assert ModuleHost(None).get(target, 5) == f"you asked {target}"  # the proxy got the absolute URL
+    monkeypatch.setenv("no_proxy", "fleetpatch-service.invalid")
+    with pytest.raises(PatchError, match=r"^GET http://fleetpatch-service\.invalid:8080/health failed: "):
+        ModuleHost(None).get(target, 5)  # bypassed: asked directly, and that name does not resolve
+
+
+@pytest.mark.parametrize("method", ["get", "request"])
+def test_an_answer_slower_than_the_timeout_is_no_answer(recorder, method):
+    with pytest.raises(PatchError, match=r"^GET http://127\.0\.0\.1:\d+/slow failed: timed out$"):
+        getattr(ModuleHost(None), method)(f"{recorder}/slow", 0.5)

@@ -507,6 +507,16 @@ def test_task_args_fill_in_under_the_task():
     assert "manifest" not in filled
 
 
+@pytest.mark.parametrize(("judge", "monitoring"), [(True, True), ("yes", True), (False, False), (None, False)])
+def test_an_apply_that_judges_takes_the_monitoring_section_too(judge, monitoring):
+    args = {"manifest": str(DEMO), "soak": 0, **({} if judge is None else {"judge": judge})}
+    filled = task_args(args, "apply")
+    assert filled["version"] == "7.0.28" and filled["soak"] == 0  # the task's soak wins over the manifest's 300
+    expected = {key: value for key, value in health_args(load_manifest(DEMO)).items() if key != "soak"} if monitoring else {}
+    assert {key: filled[key] for key in ("probes", "interval", "samples", "consecutive_failures", "thresholds") if key in filled} == expected
+    assert "probes" not in task_args({"manifest": str(DEMO), "judge": True}, "rollback")  # only an apply judges
+
+
 HTTP_PROBE = {"name": "health", "type": "http", "url": "http://127.0.0.1:8080/health"}
 
 
