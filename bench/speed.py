@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -53,8 +54,6 @@ FROM, TO = "7.0.26", "7.0.28"
 sys.path.insert(0, str(BENCH))
 # pylint: disable-next=wrong-import-position
 import plan_waves  # noqa: E402
-# pylint: disable-next=wrong-import-position
-from rollout_cost import measured  # noqa: E402
 
 
 # --- the pure part: rows, ratios, the table, the JSON (tests/unit/test_bench_speed.py) ---------------------------------
@@ -62,8 +61,9 @@ from rollout_cost import measured  # noqa: E402
 def summarise(name, hosts, runs):
     """One row from a list of runs (each ``{wall, cpu, trips}``, trips per host or None): the medians."""
     trips = [run["trips"] for run in runs if run.get("trips") is not None]
+    failed = sum(1 for run in runs if run.get("ok") is False)
     return {
-        "run": name, "hosts": hosts, "runs": len(runs),
+        "run": name + (f" ({failed} failed)" if failed else ""), "hosts": hosts, "runs": len(runs), "failed": failed,
         "wall": statistics.median(run["wall"] for run in runs),
         "cpu": statistics.median(run["cpu"] for run in runs),
         "trips": statistics.median(trips) if trips else None,
@@ -75,8 +75,9 @@ def with_ratios(rows, floor="ping", baseline="builtin"):
     """The rows with ``x_floor`` and ``x_baseline`` (wall time over the same fleet size's floor and baseline)."""
     reference = {}
     for row in rows:
-        if row["run"] in (floor, baseline):
-            reference[(row["run"], row["hosts"])] = row["wall"]
+        name = row["run"].split(" (")[0]
+        if name in (floor, baseline) and not row.get("failed"):
+            reference[(name, row["hosts"])] = row["wall"]
     result = []
     for row in rows:
         row = dict(row)
@@ -122,17 +123,30 @@ def close_masters(env):
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10, check=False)
 
 
-def timed(argv, env, times):
-    """One cold run: ``{wall, cpu, trips}`` with the round trips per host the bench callback counted."""
+def timed(argv, env, times, log):
+    """One cold run: ``{wall, cpu, trips, ok}`` with the round trips per host the bench callback counted.
+
+    A command that fails is kept (``ok`` false, marked in the table) and its output's end printed: on a busy machine a
+    rollout can fail its health thresholds, and that is a result too.
+    """
     close_masters(env)
     if times.exists():
         times.unlink()
-    wall, cpu = measured(argv, env)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    with open(log, "w", encoding="utf-8") as out:
+        done = subprocess.run(argv, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if done.returncode != 0:
+        tail = Path(log).read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
+        print(f"  FAILED (exit {done.returncode}): {' '.join(argv[:4])} ...\n    " + "\n    ".join(tail), file=sys.stderr, flush=True)
     trips = None
     if times.exists():
         counted = json.loads(times.read_text(encoding="utf-8"))["round_trips"]
         trips = sum(counted.values()) / len(counted) if counted else 0.0
-    return {"wall": round(wall, 3), "cpu": round(cpu, 3), "trips": trips}
+    return {"wall": round(wall, 3), "cpu": round(cpu, 3), "trips": trips, "ok": done.returncode == 0}
 
 
 def fleet_rows(count, runs, workdir):
@@ -167,7 +181,7 @@ def fleet_rows(count, runs, workdir):
         measures = {name: [] for name in commands}
         for number in range(runs):
             for name, (argv, run_env) in commands.items():
-                result = timed(argv, run_env, times)
+                result = timed(argv, run_env, times, workdir / f"{name.split()[0]}-{number}.log")
                 if name == "ping":
                     result["trips"] = 1.0
                 measures[name].append(result)
@@ -175,9 +189,7 @@ def fleet_rows(count, runs, workdir):
                 if name == "builtin":
                     _back_to(fleet, names, FROM)
                 elif name.startswith("rollout"):
-                    patched = sum(fleet.service_version(host) == TO for host in names)
-                    if patched != count:
-                        raise SystemExit(f"the rollout patched {patched} of {count} hosts")
+                    result["patched"] = sum(fleet.service_version(host) == TO for host in names)
             if any(fleet.service_version(host) != FROM for host in names):
                 raise SystemExit("the rollback left hosts off 7.0.26")
         return [summarise(name, count, measures[name]) for name in commands]
