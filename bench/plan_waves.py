@@ -1,6 +1,7 @@
 """Benchmark: how long the wave planner takes, and how much memory, for large synthetic fleets.
 
-    PYTHONPATH=tools .venv/bin/python bench/plan_waves.py [N ...]      (default: 1000 10000 100000)
+    PYTHONPATH=tools .venv/bin/python bench/plan_waves.py [N ...]                 (default: 1000 10000 100000)
+    PYTHONPATH=tools .venv/bin/python bench/plan_waves.py --playbook [N ...]      (default: 1000 10000)
 
 Each fleet is deterministic: 8 regions, about half of the hosts in 3- and 5-member clusters (one primary each),
 1,000 customers, 320 distinct maintenance windows (weekly ones in 8 time zones and 40 RFC 5545 ones), 90 % of
@@ -8,14 +9,27 @@ the hosts on affected versions, 5 % already fixed, 5 % whose detection failed. T
 the customers were pre-notified. Prints one row per size: hosts, waves, planned / deferred / excluded, the
 median of 3 plan times (wall clock, and CPU time of this process, which other load on a shared machine
 inflates less), and the peak memory the planner allocated (tracemalloc, a separate run).
+
+With ``--playbook``, the same fleet is an inventory (each host's variables in the inventory, reached by no one)
+and a detection report, and the offline plan entry point (``playbooks/plan.yml``) plans it inside
+``ansible-playbook`` once per size: the table shows the wall time of the task "Plan the waves" (what the
+controller spent on it, every host included), of the whole play, the CPU time of the command and its children,
+and the peak resident memory of the biggest process of the run. The patch is an emergency there (every window
+overridden), so that the plan is of every affected host.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
+from pathlib import Path
 
 from fleetpatch_dev import ansible_env
 
@@ -107,9 +121,84 @@ def measure(count):
     return count, summary["waves"], summary["planned"], summary["deferred"], excluded, statistics.median(times), statistics.median(cpu), peak / 2**20
 
 
+BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[1]
+PLAN = REPO / "playbooks" / "plan.yml"
+PLAN_TASK = "Plan the waves"
+
+
+def write_inventory(hosts, path):
+    """``hosts`` (as :func:`fleet` makes them) as a YAML (JSON) inventory, their detection results left out."""
+    entries = {}
+    for name, facts in hosts.items():
+        entries[name] = {key: value for key, value in facts.items() if key != "detect"} | {"ansible_connection": "local"}
+    path.write_text(json.dumps({"all": {"hosts": entries}}), encoding="utf-8")
+    return path
+
+
+def write_report(hosts, path):
+    """The hosts' detection results as the detect playbook's report (of the demo component)."""
+    rows = [{"host": name, "detected": facts["detect"]} for name, facts in sorted(hosts.items())]
+    report = {"format": 1, "detected_at": "2026-03-29T01:00:00Z", "component": "fpdemo", "install_dir": "/srv/fpdemo", "strategy": "bench",
+              "patch": MANIFEST["id"], "hosts": rows}
+    path.write_text(json.dumps(report), encoding="utf-8")
+    return path
+
+
+def measure_playbook(count, workdir):
+    """Plan ``count`` hosts with ``playbooks/plan.yml``: a dict of the figures (seconds, MiB)."""
+    from fleetpatch_dev import manifests  # pylint: disable=import-outside-toplevel
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    hosts = fleet(count)
+    inventory = write_inventory(hosts, workdir / f"inventory-{count}.json")
+    report = write_report(hosts, workdir / f"detect-{count}.json")
+    artifact = workdir / "fpdemo-7.0.28.tar.gz"
+    artifact.write_bytes(b"not read by the plan")
+    manifest = manifests.write(workdir, artifact, urgency="emergency")
+    times = workdir / f"times-{count}.json"
+    env = ansible_env.prepare(workdir / "ansible")
+    env.update({"ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).resolve().parent / "callback_plugins"),
+                "ANSIBLE_CALLBACKS_ENABLED": "bench_task_times", "BENCH_TASK_TIMES": str(times)})
+    extra = {"fleetpatch_manifest": str(manifest), "fleetpatch_detect_report": str(report), "fleetpatch_now": NOW,
+             "fleetpatch_policy": {"batch": {"percent": 25}, "canary": {"percent": 1}, "emergency": {"decided_by": "bench", "justification": "bench"}}}
+    argv = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(PLAN), "-e", json.dumps(extra)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    tasks = json.loads(times.read_text(encoding="utf-8"))["tasks"]
+    return {
+        "hosts": count,
+        "plan_task_s": sum(task["seconds"] for task in tasks if task["name"].endswith(PLAN_TASK)),
+        "play_s": wall,
+        "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        "peak_rss_mib": after.ru_maxrss / 1024,
+        "tasks": tasks,
+    }
+
+
+def main_playbook(sizes):
+    """Print the table of planning inside ansible-playbook."""
+    print(f"{'hosts':>7} {'plan task s':>11} {'play s':>7} {'cpu s':>7} {'peak MiB':>8}")
+    with tempfile.TemporaryDirectory(prefix="fp-bench-plan-") as tmp:
+        for size in sizes:
+            row = measure_playbook(size, Path(tmp) / str(size))
+            print(f"{row['hosts']:>7} {row['plan_task_s']:>11.2f} {row['play_s']:>7.2f} {row['cpu_s']:>7.2f} {row['peak_rss_mib']:>8.0f}", flush=True)
+            if os.environ.get("BENCH_VERBOSE"):
+                for task in row["tasks"]:
+                    print(f"        {task['seconds']:>8.2f}  {task['name']}")
+
+
 def main():
     """Print the table."""
-    sizes = [int(arg) for arg in sys.argv[1:]] or [1000, 10000, 100000]
+    args = sys.argv[1:]
+    if args[:1] == ["--playbook"]:
+        main_playbook([int(arg) for arg in args[1:]] or [1000, 10000])
+        return
+    sizes = [int(arg) for arg in args] or [1000, 10000, 100000]
     print(f"{'hosts':>7} {'waves':>5} {'planned':>7} {'deferred':>8} {'excluded':>8} {'plan s':>7} {'cpu s':>6} {'peak MiB':>8}")
     for size in sizes:
         count, waves, planned, deferred, excluded, seconds, cpu, peak = measure(size)

@@ -98,6 +98,8 @@ options:
     choices: [fail, skip]
     default: fail
 seealso:
+  - module: fleetpatch.rollout.wave_plan
+    description: The same planner over the play's hosts, reading only the variables it needs from each host; faster on large inventories.
   - plugin: fleetpatch.rollout.window_open
     plugin_type: filter
   - plugin: fleetpatch.rollout.manifest

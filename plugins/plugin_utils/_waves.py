@@ -60,8 +60,8 @@ from ansible_collections.fleetpatch.rollout.plugins.plugin_utils._windows import
 )
 
 __all__ = [
-    "DEFAULT_POLICY", "PlanError", "POLICY_INPUTS", "UNREACHABLE_MODES", "follow_up", "plan_waves", "policy_with_inputs", "unjudged_apply",
-    "validate_policy",
+    "DEFAULT_POLICY", "HOST_VARIABLES", "PlanError", "POLICY_INPUTS", "UNREACHABLE_MODES", "follow_up", "host_variables", "plan_waves",
+    "policy_with_inputs", "unjudged_apply", "validate_policy",
 ]
 
 DEFAULT_POLICY = {
@@ -81,6 +81,16 @@ _ROLES_OR_NONE = frozenset(ROLES + (None,))
 NO_REGION = "no region"
 _MAX_LINES = 50
 _POLICY_VALIDATOR = validator(PLAN_SCHEMA)
+
+
+# The host variables the planner reads, besides the detection result (its ``detect_key``): nothing else of a host's
+# variables matters to the plan, so a caller that reads hosts' variables one by one reads only these.
+HOST_VARIABLES = ("region", "cluster", "cluster_role", "customer", "maintenance_window", "version")
+
+
+def host_variables(detect_key):
+    """The names of the host variables :func:`plan_waves` reads with ``detect_key``, in a fixed order."""
+    return HOST_VARIABLES + ((detect_key,) if detect_key not in HOST_VARIABLES else ())
 
 
 class PlanError(ValueError):
