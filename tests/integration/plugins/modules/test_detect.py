@@ -46,6 +46,7 @@ def test_a_broken_install_fails_with_the_reason_and_changes_nothing(fleet, ansib
     assert fleet.ssh("broken", "find /srv/fpdemo /var/lib -printf '%p %s %T@\\n' | sort").stdout == before
 
 
+@pytest.mark.extended  # a bigger fleet on the same code path: CI detects 12 hosts in tests/tools/test_demo.py (scripts/test-extended runs it)
 def test_fifty_hosts(fleet, ansible):
     fleet.add(demo_layout(50, regions=5))
     run = ansible("fleetpatch.rollout.detect", fleet.write_inventory(), extravars={**DEMO, "fleetpatch_affected": AFFECTED})
