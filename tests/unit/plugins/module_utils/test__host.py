@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.error import HTTPError
 
@@ -15,6 +16,14 @@ from ansible.module_utils.urls import open_url
 from fleetpatch_dev.loopback import http_server
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._errors import PatchError
 from ansible_collections.fleetpatch.rollout.plugins.module_utils._host import MAX_BODY, ModuleHost
+
+
+@pytest.fixture(autouse=True)
+def urllib_global_opener():
+    """open_url installs its opener as urllib's global one, with the proxies of that moment: every later urlopen of the
+    test process (the fleet tooling's) would go through a proxy a test set and its server that is gone. Put it back."""
+    yield
+    urllib.request.install_opener(None)
 
 
 class RecordingModule:
